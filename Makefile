@@ -1,0 +1,46 @@
+# nmpi-infra developer commands. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+include images/images.env
+export NMPI_BASE_IMAGE NMPI_IMAGE_TAG NMPI_IMAGES NMPI_IMAGE_VM
+
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export SSL_CERT_FILE ?= /etc/ssl/certs/ca-certificates.crt
+
+PYTEST_ARGS ?=
+
+.PHONY: help setup images lint test test-fast molecule clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## Install the locked toolchain (.venv) and start a Docker engine
+	@scripts/setup.sh
+
+images: setup ## Build the base image and every images/*/Dockerfile (cached)
+	@images/build.sh
+
+lint: ## ruff, mypy, yamllint, ansible-lint (production profile)
+	@scripts/setup.sh --no-docker
+	ruff check .
+	ruff format --check .
+	mypy
+	yamllint --strict .
+	ansible-lint
+
+test-fast: lint ## Lint + unit tests: no Docker needed (the inner loop)
+	pytest -m "not slow" $(PYTEST_ARGS)
+
+test: images lint ## Everything: lint, unit tests and every molecule scenario
+	pytest $(PYTEST_ARGS)
+
+molecule: images ## Run one role's molecule scenario: make molecule ROLE=docker_engine [SCENARIO=default] [CMD=test]
+	@test -n "$(ROLE)" || { echo "make molecule: set ROLE=<role>, e.g. ROLE=docker_engine" >&2; exit 2; }
+	cd roles/$(ROLE) && molecule $(or $(CMD),test) -s $(or $(SCENARIO),default)
+
+clean: ## Remove the Python environment and caches (images stay; docker rmi them by hand)
+	rm -rf .venv .cache .pytest_cache .mypy_cache .ruff_cache
