@@ -1,0 +1,96 @@
+"""FastAPI dependencies: database session, caller identity, permission guards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Query, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .identity import IdentityResolver, Provider, User, resolve_provider
+from .settings import Settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+DbSession = Annotated[AsyncSession, Depends(get_session)]
+AppSettings = Annotated[Settings, Depends(get_settings_dep)]
+
+_UNAUTHORIZED = HTTPException(
+    status.HTTP_401_UNAUTHORIZED,
+    detail="authentication required: send 'Authorization: Bearer <token>' (users) "
+    "or 'x-api-key: <key>' (hardware providers)",
+    headers={"WWW-Authenticate": "Bearer"},
+)
+
+
+async def get_caller(
+    request: Request,
+    session: DbSession,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> User | Provider:
+    if x_api_key:
+        provider = await resolve_provider(x_api_key, session)
+        if provider is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="invalid API key")
+        request.state.caller = f"provider:{provider.name}"
+        return provider
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _UNAUTHORIZED
+        resolver: IdentityResolver = request.app.state.identity
+        user = await resolver.resolve(token.strip(), session)
+        if user is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail="invalid or expired token",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        request.state.caller = f"user:{user.username}"
+        return user
+    raise _UNAUTHORIZED
+
+
+Caller = Annotated[User | Provider, Depends(get_caller)]
+
+
+async def get_user(caller: Caller) -> User:
+    if not isinstance(caller, User):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this call is for users, not providers")
+    return caller
+
+
+async def get_provider(caller: Caller) -> Provider:
+    if not isinstance(caller, Provider):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail="this call needs a provider API key (x-api-key)"
+        )
+    return caller
+
+
+CurrentUser = Annotated[User, Depends(get_user)]
+CurrentProvider = Annotated[Provider, Depends(get_provider)]
+
+
+def require_admin(user: User, as_admin: bool) -> None:
+    """Admin actions must be asked for explicitly (as_admin=true) and allowed."""
+    if not as_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="admin action: add as_admin=true")
+    if not user.is_admin:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail="only platform administrators may do this"
+        )
+
+
+AsAdmin = Annotated[bool, Query(description="act as a platform administrator")]

@@ -1,0 +1,1 @@
+"""Rules of the job queue that do not depend on HTTP: states, data items, quotas, access."""

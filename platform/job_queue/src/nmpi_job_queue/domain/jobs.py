@@ -1,0 +1,110 @@
+"""Turning stored jobs into API jobs, and who may see or change them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import HTTPException, status
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .. import models
+from ..identity import Provider, User
+from ..schemas.jobs import Comment, DataItem, DataSet, Job, ResourceUsage
+from ..units import usage_units
+
+
+def comment_to_schema(comment: models.Comment) -> Comment:
+    return Comment(
+        id=comment.id,
+        job_id=comment.job_id,
+        content=comment.content,
+        user_id=comment.user_id,
+        timestamp=comment.created_time,
+        resource_uri=f"/jobs/{comment.job_id}/comments/{comment.id}",
+    )
+
+
+def to_schema(
+    job: models.Job,
+    *,
+    log: str | None = None,
+    comments: Sequence[models.Comment] | None = None,
+) -> Job:
+    output = None
+    if job.output_data:
+        output = DataSet(
+            repository=job.output_repository or "unknown",
+            files=[DataItem.model_validate(item) for item in job.output_data],
+        )
+    usage = None
+    if job.resource_usage is not None:
+        usage = ResourceUsage(value=job.resource_usage, units=usage_units(job.hardware_platform))
+    return Job(
+        id=job.id,
+        resource_uri=f"/jobs/{job.id}",
+        code=job.code,
+        command=job.command,
+        collab=job.collab,
+        user_id=job.user_id,
+        status=job.status,  # type: ignore[arg-type]
+        hardware_platform=job.hardware_platform,
+        hardware_config=job.hardware_config,
+        input_data=[DataItem.model_validate(i) for i in job.input_data] if job.input_data else None,
+        output_data=output,
+        provenance=job.provenance,
+        resource_usage=usage,
+        tags=list(job.tags or []),
+        timestamp_submission=job.timestamp_submission,
+        timestamp_completion=job.timestamp_completion,
+        comments=[comment_to_schema(c) for c in comments] if comments is not None else None,
+        log=log,
+    )
+
+
+def not_found(job_id: int) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job with id {job_id}")
+
+
+def can_view(caller: User | Provider, job: models.Job) -> bool:
+    if isinstance(caller, Provider):
+        return caller.serves(job.hardware_platform)
+    if job.status == "removed" and not caller.is_admin:
+        return False
+    return job.user_id == caller.username or caller.can_view(job.collab)
+
+
+def can_edit(user: User, job: models.Job) -> bool:
+    return job.user_id == user.username or user.can_edit(job.collab)
+
+
+async def get_visible(
+    session: AsyncSession, caller: User | Provider, job_id: int, *, lock: bool = False
+) -> models.Job:
+    """The job, if it exists and the caller may see it; 404 otherwise (existence is not leaked)."""
+    query = select(models.Job).where(models.Job.id == job_id)
+    if lock:
+        query = query.with_for_update()
+    job = (await session.execute(query)).scalar_one_or_none()
+    if job is None or not can_view(caller, job):
+        raise not_found(job_id)
+    return job
+
+
+async def load_log(session: AsyncSession, job_id: int) -> str:
+    content = await session.scalar(
+        select(models.JobLog.content).where(models.JobLog.job_id == job_id)
+    )
+    return content or ""
+
+
+async def load_comments(session: AsyncSession, job_id: int) -> list[models.Comment]:
+    return list(
+        (
+            await session.execute(
+                select(models.Comment)
+                .where(models.Comment.job_id == job_id)
+                .order_by(models.Comment.id)
+            )
+        ).scalars()
+    )

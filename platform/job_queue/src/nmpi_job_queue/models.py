@@ -1,0 +1,230 @@
+"""Database tables (SQLAlchemy 2). The API's shapes live in schemas/, not here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so that migrations can refer to them.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JOB_STATUSES = ("submitted", "validated", "running", "mapped", "finished", "error", "removed")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(Text)
+    command: Mapped[str | None] = mapped_column(Text)
+    collab: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), server_default="submitted")
+    hardware_platform: Mapped[str] = mapped_column(String(50))
+    hardware_config: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    resource_usage: Mapped[float | None] = mapped_column(Float)
+    # Lists of data items {url, path, hash, size, content_type}; output items are unique by url.
+    input_data: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    output_data: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    output_repository: Mapped[str | None] = mapped_column(String(100))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(100)), server_default="{}")
+    timestamp_submission: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    timestamp_completion: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),
+        # The queue: oldest submitted job per platform, found without scanning.
+        Index(
+            "ix_jobs_queue",
+            "hardware_platform",
+            "id",
+            postgresql_where=text("status = 'submitted'"),
+        ),
+        Index("ix_jobs_collab_id", "collab", "id"),
+        Index("ix_jobs_user_id_id", "user_id", "id"),
+        Index("ix_jobs_status", "status"),
+        Index("ix_jobs_tags", "tags", postgresql_using="gin"),
+    )
+
+
+class JobLog(Base):
+    """Kept apart from jobs so that listing jobs never reads megabytes of logs."""
+
+    __tablename__ = "job_logs"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    content: Mapped[str] = mapped_column(Text, server_default="")
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text)
+    created_time: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Project(Base):
+    """A resource request; `id` is also what the reference API calls the project's context."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    collab: Mapped[str] = mapped_column(String(200), index=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    abstract: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    submission_date: Mapped[date | None] = mapped_column(Date)
+    decision_date: Mapped[date | None] = mapped_column(Date)
+    accepted: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+
+class Quota(Base):
+    __tablename__ = "quotas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    platform: Mapped[str] = mapped_column(String(50))
+    units: Mapped[str] = mapped_column(String(30))
+    limit: Mapped[float] = mapped_column(Float)
+    usage: Mapped[float] = mapped_column(Float, server_default="0")
+
+
+class Session(Base):
+    """Direct-access sessions on a hardware system (accounting only)."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collab: Mapped[str] = mapped_column(String(200), index=True)
+    user_id: Mapped[str] = mapped_column(String(200))
+    hardware_platform: Mapped[str] = mapped_column(String(50))
+    hardware_config: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(20), server_default="running")
+    timestamp_start: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    timestamp_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resource_usage: Mapped[float] = mapped_column(Float, server_default="0")
+
+
+# --- identity (local mode) and provider keys ---------------------------------------------
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(200), primary_key=True)
+    full_name: Mapped[str] = mapped_column(String(200), server_default="")
+    email: Mapped[str] = mapped_column(String(200), server_default="")
+    given_name: Mapped[str] = mapped_column(String(100), server_default="")
+    family_name: Mapped[str] = mapped_column(String(100), server_default="")
+
+
+class Collab(Base):
+    __tablename__ = "collabs"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200), server_default="")
+    public: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    username: Mapped[str] = mapped_column(
+        ForeignKey("users.username", ondelete="CASCADE"), primary_key=True
+    )
+    collab: Mapped[str] = mapped_column(
+        ForeignKey("collabs.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(20))
+
+    __table_args__ = (
+        CheckConstraint("role IN ('viewer', 'editor', 'administrator')", name="role"),
+    )
+
+
+class Token(Base):
+    """A user's API token; only its SHA-256 is stored (tokens are random, 256-bit)."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(
+        ForeignKey("users.username", ondelete="CASCADE"), index=True
+    )
+    description: Mapped[str] = mapped_column(String(200), server_default="")
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProviderKey(Base):
+    """A hardware provider's API key (x-api-key), bound to the queues it may serve."""
+
+    __tablename__ = "provider_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    provider: Mapped[str] = mapped_column(String(100))
+    platforms: Mapped[list[str]] = mapped_column(ARRAY(String(50)))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (UniqueConstraint("provider", "key_sha256"),)
+
+
+class ServiceStatus(Base):
+    """The maintenance switch: one row. ok, read-only (writes answer 503) or down (all 503)."""
+
+    __tablename__ = "service_status"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    status: Mapped[str] = mapped_column(String(20), server_default="ok")
+    message: Mapped[str] = mapped_column(Text, server_default="")
+
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        CheckConstraint("status IN ('ok', 'read-only', 'down')", name="status"),
+    )

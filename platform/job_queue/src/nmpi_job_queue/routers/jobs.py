@@ -1,0 +1,144 @@
+"""Jobs as users see them: list, read, submit, remove."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from sqlalchemy import delete, select
+
+from .. import models
+from ..dependencies import AppSettings, AsAdmin, Caller, CurrentUser, DbSession, require_admin
+from ..domain import data_items, quotas
+from ..domain import jobs as domain
+from ..identity import Provider
+from ..schemas.jobs import Job, JobStatus, JobSubmission
+from ..units import Platform
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+@router.get("/", response_model=list[Job], response_model_exclude_none=True)
+async def list_jobs(
+    session: DbSession,
+    caller: Caller,
+    status_: Annotated[list[JobStatus] | None, Query(alias="status")] = None,
+    tags: Annotated[list[str] | None, Query()] = None,
+    collab: Annotated[list[str] | None, Query()] = None,
+    user_id: Annotated[list[str] | None, Query()] = None,
+    hardware_platform: Annotated[list[str] | None, Query()] = None,
+    date_range_start: datetime | None = None,
+    date_range_end: datetime | None = None,
+    size: Annotated[int, Query(ge=1, le=100_000)] = 10,
+    from_index: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[Job]:
+    """Jobs, newest first. Without `collab`, a user sees only their own jobs."""
+    query = select(models.Job).where(models.Job.status != "removed")
+    if isinstance(caller, Provider):
+        platforms = set(hardware_platform or caller.platforms) & caller.platforms
+        query = query.where(models.Job.hardware_platform.in_(platforms))
+        if collab:
+            query = query.where(models.Job.collab.in_(collab))
+    else:
+        if collab:
+            refused = [c for c in collab if not caller.can_view(c)]
+            if refused:
+                raise HTTPException(
+                    status.HTTP_403_FORBIDDEN,
+                    detail=f"you may not view the jobs of collab(s): {', '.join(refused)}",
+                )
+            query = query.where(models.Job.collab.in_(collab))
+        elif not caller.is_admin or not user_id:
+            query = query.where(models.Job.user_id == caller.username)
+        if hardware_platform:
+            query = query.where(models.Job.hardware_platform.in_(hardware_platform))
+    if user_id:
+        query = query.where(models.Job.user_id.in_(user_id))
+    if status_:
+        query = query.where(models.Job.status.in_([s.value for s in status_]))
+    if tags:
+        query = query.where(models.Job.tags.overlap(tags))
+    if date_range_start:
+        query = query.where(models.Job.timestamp_submission >= date_range_start)
+    if date_range_end:
+        query = query.where(models.Job.timestamp_submission <= date_range_end)
+    query = query.order_by(models.Job.id.desc()).offset(from_index).limit(size)
+    rows = (await session.execute(query)).scalars().all()
+    return [domain.to_schema(job) for job in rows]
+
+
+@router.post("/", status_code=status.HTTP_201_CREATED, response_model_exclude_none=True)
+async def submit_job(
+    body: JobSubmission, session: DbSession, user: CurrentUser, settings: AppSettings
+) -> Job:
+    """Submit a job to a platform's queue, in a collab where the caller may edit."""
+    if body.hardware_platform not in set(Platform):
+        known = ", ".join(p.value for p in Platform)
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            detail=f"unknown hardware_platform '{body.hardware_platform}' (known: {known})",
+        )
+    if not user.can_edit(body.collab):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            detail=f"collab '{body.collab}' not found or you may not submit jobs to it "
+            "(editor or administrator role needed)",
+        )
+    available = await quotas.ensure_test_quota(
+        session, body.collab, body.hardware_platform, user.username, settings.auto_test_quota
+    )
+    if not quotas.has_remaining(available):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"collab '{body.collab}' has no quota left for {body.hardware_platform}: "
+            "request resources with a resource request (POST /projects/)",
+        )
+    job = models.Job(
+        code=body.code,
+        command=body.command,
+        collab=body.collab,
+        user_id=user.username,
+        status="submitted",
+        hardware_platform=body.hardware_platform,
+        hardware_config=body.hardware_config,
+        input_data=[data_items.to_db(i) for i in body.input_data] if body.input_data else None,
+        tags=sorted(set(body.tags or [])),
+    )
+    session.add(job)
+    await session.commit()
+    await session.refresh(job)
+    return domain.to_schema(job)
+
+
+@router.get("/{job_id}", response_model_exclude_none=True)
+async def get_job(
+    job_id: int,
+    session: DbSession,
+    caller: Caller,
+    with_log: bool = False,
+    with_comments: bool = False,
+) -> Job:
+    job = await domain.get_visible(session, caller, job_id)
+    return domain.to_schema(
+        job,
+        log=await domain.load_log(session, job_id) if with_log else None,
+        comments=await domain.load_comments(session, job_id) if with_comments else None,
+    )
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_job(
+    job_id: int, session: DbSession, user: CurrentUser, as_admin: AsAdmin = False
+) -> Response:
+    """Mark a job removed; with as_admin=true an administrator deletes it for good."""
+    job = await domain.get_visible(session, user, job_id, lock=True)
+    if as_admin:
+        require_admin(user, as_admin)
+        await session.execute(delete(models.Job).where(models.Job.id == job_id))
+    else:
+        if not domain.can_edit(user, job):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may not remove this job")
+        job.status = "removed"
+    await session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,5 @@
+"""TODO(helper): projects router."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

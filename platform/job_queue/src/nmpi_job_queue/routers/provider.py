@@ -1,0 +1,147 @@
+"""The hardware providers' side: claim the next job, report progress, results and usage."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+
+from .. import models
+from ..dependencies import CurrentProvider, DbSession
+from ..domain import data_items, quotas, states
+from ..domain import jobs as domain
+from ..schemas.jobs import Job, JobStatus, JobUpdate
+from ..units import usage_units
+
+router = APIRouter(tags=["providers"])
+
+# Oldest submitted job of the platform, claimed in the same statement: SKIP LOCKED lets
+# concurrent pollers pass over a row another one is taking, so each job goes to exactly one.
+_CLAIM = text(
+    """
+    UPDATE jobs SET status = 'validated'
+    WHERE id = (
+        SELECT id FROM jobs
+        WHERE hardware_platform = :platform AND status = 'submitted'
+        ORDER BY id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id
+    """
+)
+
+
+def _forbidden_platform(platform: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_403_FORBIDDEN, detail=f"this API key does not serve the {platform} queue"
+    )
+
+
+@router.get("/jobs/next/{platform}", response_model_exclude_none=True)
+async def take_next_job(platform: str, session: DbSession, provider: CurrentProvider) -> Job:
+    """Claim the oldest submitted job of `platform` (it becomes `validated`); 404 when none."""
+    if not provider.serves(platform):
+        raise _forbidden_platform(platform)
+    job_id = await session.scalar(_CLAIM, {"platform": platform})
+    if job_id is None:
+        await session.rollback()
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {platform} job is waiting")
+    job = await session.get_one(models.Job, job_id)
+    await session.commit()
+    return domain.to_schema(job)
+
+
+@router.put("/jobs/{job_id}", response_model_exclude_none=True)
+async def update_job(
+    job_id: int, body: JobUpdate, session: DbSession, provider: CurrentProvider
+) -> Job:
+    """Status, results, provenance, usage and log of a job; repeating a PUT changes nothing more."""
+    job = await domain.get_visible(session, provider, job_id, lock=True)
+    current = JobStatus(job.status)
+    if body.status is not None:
+        if body.status not in states.PROVIDER_SETTABLE and body.status != current:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail=f"providers cannot set status {body.status.value}",
+            )
+        try:
+            states.check_transition(current, body.status)
+        except states.TransitionError as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
+        job.status = body.status.value
+        if body.status in states.TERMINAL and job.timestamp_completion is None:
+            job.timestamp_completion = datetime.now(UTC)
+    if body.output_data is not None:
+        job.output_repository = body.output_data.repository
+        job.output_data = data_items.merge(job.output_data, body.output_data.files)
+    if body.provenance is not None:
+        job.provenance = body.provenance
+    if body.resource_usage is not None:
+        expected = usage_units(job.hardware_platform)
+        if body.resource_usage.units != expected:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                detail=f"resource_usage.units must be '{expected}' for {job.hardware_platform}, "
+                f"not '{body.resource_usage.units}'",
+            )
+        # The job's usage is a total: charge only what it adds to what was charged before.
+        delta = body.resource_usage.value - (job.resource_usage or 0.0)
+        job.resource_usage = body.resource_usage.value
+        await quotas.charge(session, job.collab, job.hardware_platform, delta)
+    if body.log is not None:
+        await _write_log(session, job_id, body.log, append=False)
+    await session.commit()
+    log = await domain.load_log(session, job_id) if body.log is not None else None
+    return domain.to_schema(job, log=log)
+
+
+async def _write_log(session: DbSession, job_id: int, content: str, *, append: bool) -> None:
+    statement = insert(models.JobLog).values(job_id=job_id, content=content)
+    new_content = (models.JobLog.content + statement.excluded.content) if append else content
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[models.JobLog.job_id], set_={"content": new_content}
+        )
+    )
+
+
+_TEXT_BODY = {
+    "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}
+}
+
+
+async def _text_body(request: Request) -> str:
+    raw = await request.body()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, detail="the log must be UTF-8 text"
+        ) from None
+
+
+@router.put("/jobs/{job_id}/log", response_class=PlainTextResponse, openapi_extra=_TEXT_BODY)
+async def replace_log(
+    job_id: int, request: Request, session: DbSession, provider: CurrentProvider
+) -> str:
+    """Replace the job's log with the request body (text/plain)."""
+    content = await _text_body(request)
+    await domain.get_visible(session, provider, job_id)
+    await _write_log(session, job_id, content, append=False)
+    await session.commit()
+    return await domain.load_log(session, job_id)
+
+
+@router.patch("/jobs/{job_id}/log", response_class=PlainTextResponse, openapi_extra=_TEXT_BODY)
+async def append_log(
+    job_id: int, request: Request, session: DbSession, provider: CurrentProvider
+) -> str:
+    """Append the request body (text/plain) to the job's log."""
+    content = await _text_body(request)
+    await domain.get_visible(session, provider, job_id)
+    await _write_log(session, job_id, content, append=True)
+    await session.commit()
+    return await domain.load_log(session, job_id)

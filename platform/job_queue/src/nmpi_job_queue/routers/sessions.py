@@ -1,0 +1,5 @@
+"""TODO(helper): sessions router."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

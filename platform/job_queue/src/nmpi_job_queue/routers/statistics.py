@@ -1,0 +1,5 @@
+"""TODO(helper): statistics router."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,78 @@
+"""Service settings, read from NMPI_* environment variables and validated at start-up."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "NMPI_"
+
+
+class IdentityMode(StrEnum):
+    local = "local"  # users, memberships and tokens kept in the database
+    oidc = "oidc"  # Bearer tokens validated against an OIDC userinfo endpoint
+
+
+class SettingsError(RuntimeError):
+    """Configuration that cannot be used; the message names each variable at fault."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # libpq-style URL; several hosts allowed: postgresql://u:p@h1:5432,h2:5432/nmpi
+    database_url: Annotated[str, Field(pattern=r"^postgres(ql)?://")]
+    # Connect to the writable member only, so a site that lost the leader cannot accept writes.
+    database_target_session_attrs: str = "read-write"
+    database_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
+    database_connect_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    database_statement_timeout_ms: Annotated[int, Field(ge=0)] = 30_000
+
+    identity_mode: IdentityMode = IdentityMode.local
+    oidc_userinfo_url: str | None = None
+    oidc_cache_seconds: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    oidc_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+    # Editors of this collab are platform administrators.
+    admin_collab: str = "neuromorphic-platform-admin"
+    # Quota limit of the automatic test project a collab gets on its first submission
+    # to a platform, in that platform's units; 0 disables automatic test projects.
+    auto_test_quota: Annotated[float, Field(ge=0)] = 1.0
+    # How long a worker trusts its cached copy of the maintenance switch.
+    service_status_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
+
+    log_level: str = "INFO"
+    log_format: Annotated[str, Field(pattern="^(json|text)$")] = "json"
+
+    @model_validator(mode="after")
+    def _oidc_needs_userinfo(self) -> Settings:
+        if self.identity_mode is IdentityMode.oidc and not self.oidc_userinfo_url:
+            raise ValueError(
+                f"{ENV_PREFIX}OIDC_USERINFO_URL is required when {ENV_PREFIX}IDENTITY_MODE=oidc"
+            )
+        return self
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line per problem, each naming the environment variable."""
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        name = f"{ENV_PREFIX}{field.upper()}" if field else "configuration"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "missing":
+            message = "is required but not set"
+        lines.append(f"{name}: {message}")
+    return "; ".join(lines)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings()  # type: ignore[call-arg]  # filled from the environment
+    except ValidationError as error:
+        raise SettingsError(f"invalid settings: {describe_errors(error)}") from None

@@ -1,0 +1,164 @@
+"""Fixtures: a real PostgreSQL, the migrated schema, a live server, users, providers, clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from pg_harness import PgCluster, cluster_root, free_port
+
+from nmpi_job_queue import admin, migrate
+from nmpi_job_queue.db import make_engine, make_sessionmaker
+from nmpi_job_queue.settings import Settings
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgCluster]:
+    root = cluster_root()
+    cluster = PgCluster(root / "primary", free_port(), "primary").init().start()
+    yield cluster
+    cluster.remove()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(pg: PgCluster) -> str:
+    url = pg.create_database("nmpi")
+    migrate.upgrade(Settings(database_url=url))
+    return url
+
+
+def run_admin(database_url: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run admin functions in one committed session against `database_url`."""
+
+    async def run() -> T:
+        engine = make_engine(Settings(database_url=database_url))
+        try:
+            async with make_sessionmaker(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def start_server(database_url: str, log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "NMPI_DATABASE_URL": database_url,
+        "NMPI_SERVICE_STATUS_CACHE_SECONDS": "0",
+        "NMPI_LOG_FORMAT": "json",
+        **env,
+    }
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn", "--factory", "nmpi_job_queue.app:create_app",
+                "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+            ],  # fmt: skip
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}; see {log}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not answer within 30 s; see {log}")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a live job-queue server (uvicorn) on the test database."""
+    process, base = start_server(database_url, tmp_path_factory.mktemp("server") / "server.log")
+    yield base
+    stop_server(process)
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    token: str
+    collab: str  # a collab of its own, where it is editor
+
+
+@pytest.fixture
+def new_user(database_url: str) -> Callable[..., Account]:
+    """Make a user with a token; by default editor of a fresh collab of its own."""
+
+    def make(roles: dict[str, str] | None = None, username: str | None = None) -> Account:
+        name = username or f"user-{uuid.uuid4().hex[:10]}"
+        collab = f"collab-{uuid.uuid4().hex[:10]}"
+        memberships = {collab: "editor", **(roles or {})}
+
+        async def work(session: Any) -> str:
+            await admin.add_user(session, name, full_name=name.title(), email=f"{name}@example.org")
+            for c, role in memberships.items():
+                await admin.add_member(session, name, c, role)
+            return await admin.create_token(session, name)
+
+        return Account(name, run_admin(database_url, work), collab)
+
+    return make
+
+
+@pytest.fixture
+def new_provider(database_url: str) -> Callable[[list[str]], str]:
+    """Make a provider API key bound to the given platforms."""
+
+    def make(platforms: list[str]) -> str:
+        name = f"provider-{uuid.uuid4().hex[:8]}"
+        return run_admin(database_url, lambda s: admin.create_provider_key(s, name, platforms))
+
+    return make
+
+
+@pytest.fixture
+def api(server: str) -> Callable[..., httpx.Client]:
+    """An HTTP client for the live server, as a user (token) or a provider (api_key)."""
+    clients: list[httpx.Client] = []
+
+    def make(token: str | None = None, api_key: str | None = None) -> httpx.Client:
+        headers = {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if api_key:
+            headers["x-api-key"] = api_key
+        client = httpx.Client(base_url=server, headers=headers, timeout=30)
+        clients.append(client)
+        return client
+
+    yield make  # type: ignore[misc]
+    for client in clients:
+        client.close()
