@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the project's commands need on this machine, idempotently:
 #   - uv (pinned), then the locked Python environment in .venv (uv sync --frozen);
+#   - server programs the tests start (Debian's postgresql, bind9, etcd-server), if missing;
 #   - a Docker engine (scripts/docker-up.sh), unless --no-docker.
 # Safe to run again: each step checks before it acts, so a second run takes seconds.
 set -euo pipefail
@@ -41,6 +42,24 @@ fi
 
 log "syncing .venv with uv.lock"
 UV_PYTHON_DOWNLOADS=never "$uv" sync --frozen --python "$python" --quiet
+
+# Server programs the tests start themselves, from Debian's packages: PostgreSQL for the
+# platform tests, BIND9 and etcd for nmpi-failover's adapter tests.
+missing=()
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
+[ -x /usr/sbin/named ] || missing+=(bind9)
+[ -x /usr/bin/etcd ] || missing+=(etcd-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } \
+      || die "cannot install ${missing[*]}"
+  else
+    die "missing server programs for the tests: install Debian's ${missing[*]} (as root: apt-get install ${missing[*]})"
+  fi
+fi
 
 if $with_docker; then
   "$top/scripts/docker-up.sh"

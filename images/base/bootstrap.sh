@@ -13,8 +13,9 @@
 #   NMPI_DEBIAN_SECURITY_MIRROR  security mirror URL (default: the host's, else deb.debian.org/debian-security)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=../images.env
-. "$here/../images.env"
+while IFS='=' read -r key value; do  # images.env: KEY=VALUE lines, values may hold spaces
+  if [[ $key =~ ^NMPI_[A-Z0-9_]+$ ]]; then printf -v "$key" '%s' "$value"; fi
+done < "$here/../images.env"
 
 log() { printf 'base-image: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

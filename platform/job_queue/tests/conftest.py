@@ -16,11 +16,10 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from pg_harness import PgCluster, cluster_root, free_port
-
 from nmpi_job_queue import admin, migrate
 from nmpi_job_queue.db import make_engine, make_sessionmaker
 from nmpi_job_queue.settings import Settings
+from pg_harness import PgCluster, cluster_root, free_port
 
 T = TypeVar("T")
 
@@ -69,9 +68,17 @@ def start_server(database_url: str, log: Path, **env: str) -> tuple[subprocess.P
     with log.open("ab") as out:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "uvicorn", "--factory", "nmpi_job_queue.app:create_app",
-                "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-            ],  # fmt: skip
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "nmpi_job_queue.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
             env=environment,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -99,9 +106,14 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server") / "server.log"
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str, server_log: Path) -> Iterator[str]:
     """Base URL of a live job-queue server (uvicorn) on the test database."""
-    process, base = start_server(database_url, tmp_path_factory.mktemp("server") / "server.log")
+    process, base = start_server(database_url, server_log)
     yield base
     stop_server(process)
 
@@ -145,7 +157,7 @@ def new_provider(database_url: str) -> Callable[[list[str]], str]:
 
 
 @pytest.fixture
-def api(server: str) -> Callable[..., httpx.Client]:
+def api(server: str) -> Iterator[Callable[..., httpx.Client]]:
     """An HTTP client for the live server, as a user (token) or a provider (api_key)."""
     clients: list[httpx.Client] = []
 
@@ -159,6 +171,6 @@ def api(server: str) -> Callable[..., httpx.Client]:
         clients.append(client)
         return client
 
-    yield make  # type: ignore[misc]
+    yield make
     for client in clients:
         client.close()

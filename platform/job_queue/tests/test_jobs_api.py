@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
-
 from conftest import Account
 
 CODE = "import pyNN.spiNNaker as sim\nsim.setup()\nsim.run(10.0)\nsim.end()\n"
 
 
-def submit(client: httpx.Client, collab: str, platform: str = "SpiNNaker", **extra: object) -> dict:
+def submit(
+    client: httpx.Client, collab: str, platform: str = "SpiNNaker", **extra: object
+) -> dict[str, Any]:
     reply = client.post(
         "/jobs/",
-        json={"code": CODE, "command": "run.py", "collab": collab, "hardware_platform": platform, **extra},
+        json={
+            "code": CODE,
+            "command": "run.py",
+            "collab": collab,
+            "hardware_platform": platform,
+            **extra,
+        },
     )
     assert reply.status_code == 201, reply.text
-    return reply.json()
+    job: dict[str, Any] = reply.json()
+    return job
 
 
-def test_submit_and_read_back(api: Callable[..., httpx.Client], new_user: Callable[..., Account]) -> None:
+def test_submit_and_read_back(
+    api: Callable[..., httpx.Client], new_user: Callable[..., Account]
+) -> None:
     alice = new_user()
     client = api(alice.token)
     job = submit(client, alice.collab, tags=["demo", "first"], hardware_config={"cores": 4})
@@ -107,7 +118,9 @@ def test_provider_flow_states_and_idempotence(
         "status": "finished",
         "output_data": {
             "repository": "Fake repository used for testing",
-            "files": [{"url": "https://example.org/out/spikes.h5", "path": "spikes.h5", "size": 10}],
+            "files": [
+                {"url": "https://example.org/out/spikes.h5", "path": "spikes.h5", "size": 10}
+            ],
         },
         "resource_usage": {"value": 0.25, "units": "wafer-hours"},
         "provenance": {"platform": "emulated"},
@@ -139,10 +152,14 @@ def test_provider_bound_to_its_queues(
     assert api(api_key="wrong").get("/jobs/next/SpiNNaker").status_code == 401
 
 
-def test_remove_hides_the_job(api: Callable[..., httpx.Client], new_user: Callable[..., Account]) -> None:
+def test_remove_hides_the_job(
+    api: Callable[..., httpx.Client], new_user: Callable[..., Account]
+) -> None:
     alice = new_user()
     client = api(alice.token)
     job = submit(client, alice.collab)
     assert client.delete(f"/jobs/{job['id']}").status_code == 204
     assert client.get(f"/jobs/{job['id']}").status_code == 404
-    assert job["id"] not in [j["id"] for j in client.get("/jobs/", params={"collab": alice.collab}).json()]
+    assert job["id"] not in [
+        j["id"] for j in client.get("/jobs/", params={"collab": alice.collab}).json()
+    ]

@@ -52,7 +52,9 @@ async def add_user(
     )
 
 
-async def add_collab(session: AsyncSession, collab: str, *, title: str = "", public: bool = False) -> None:
+async def add_collab(
+    session: AsyncSession, collab: str, *, title: str = "", public: bool = False
+) -> None:
     statement = insert(models.Collab).values(id=collab, title=title, public=public)
     await session.execute(
         statement.on_conflict_do_update(
@@ -116,7 +118,11 @@ async def create_provider_key(session: AsyncSession, provider: str, platforms: l
         known = ", ".join(p.value for p in Platform)
         raise AdminError(f"platforms must be among {known}; got {', '.join(unknown) or 'none'}")
     key = new_secret()
-    session.add(models.ProviderKey(key_sha256=digest(key), provider=provider, platforms=sorted(set(platforms))))
+    session.add(
+        models.ProviderKey(
+            key_sha256=digest(key), provider=provider, platforms=sorted(set(platforms))
+        )
+    )
     return key
 
 
@@ -146,14 +152,20 @@ async def create_project(
 
 
 async def add_quota(
-    session: AsyncSession, project_id: uuid.UUID, platform: str, limit: float, units: str | None = None
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    platform: str,
+    limit: float,
+    units: str | None = None,
 ) -> int:
     if await session.get(models.Project, project_id) is None:
         raise AdminError(f"no project {project_id}")
     expected = usage_units(platform)
     if units is not None and units != expected:
         raise AdminError(f"{platform} usage is counted in {expected}, not {units}")
-    quota = models.Quota(project_id=project_id, platform=platform, units=expected, limit=limit, usage=0.0)
+    quota = models.Quota(
+        project_id=project_id, platform=platform, units=expected, limit=limit, usage=0.0
+    )
     session.add(quota)
     await session.flush()
     return quota.id
@@ -170,5 +182,7 @@ async def set_service_status(session: AsyncSession, state: ServiceState, message
 
 
 async def get_service_status(session: AsyncSession) -> tuple[str, str]:
-    row = (await session.execute(select(models.ServiceStatus.status, models.ServiceStatus.message))).first()
+    row = (
+        await session.execute(select(models.ServiceStatus.status, models.ServiceStatus.message))
+    ).first()
     return (row.status, row.message) if row else ("ok", "")

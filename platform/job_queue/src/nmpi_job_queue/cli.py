@@ -103,7 +103,9 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_collab_add(args: argparse.Namespace, settings: Settings) -> int:
-    _admin(settings, lambda s: admin.add_collab(s, args.collab, title=args.title, public=args.public))
+    _admin(
+        settings, lambda s: admin.add_collab(s, args.collab, title=args.title, public=args.public)
+    )
     print(f"collab {args.collab} saved")
     return 0
 
@@ -123,7 +125,9 @@ def cmd_member_remove(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     token = _admin(
         settings,
-        lambda s: admin.create_token(s, args.username, description=args.description, days=args.days),
+        lambda s: admin.create_token(
+            s, args.username, description=args.description, days=args.days
+        ),
     )
     print(token)
     return 0
@@ -145,7 +149,12 @@ def cmd_project_create(args: argparse.Namespace, settings: Settings) -> int:
     project_id = _admin(
         settings,
         lambda s: admin.create_project(
-            s, args.collab, args.owner, args.title, abstract=args.abstract, accepted=not args.pending
+            s,
+            args.collab,
+            args.owner,
+            args.title,
+            abstract=args.abstract,
+            accepted=not args.pending,
         ),
     )
     print(project_id)
@@ -162,7 +171,9 @@ def cmd_quota_add(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_maintenance(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "set":
-        _admin(settings, lambda s: admin.set_service_status(s, ServiceState(args.state), args.message))
+        _admin(
+            settings, lambda s: admin.set_service_status(s, ServiceState(args.state), args.message)
+        )
     state, message = _admin(settings, admin.get_service_status)
     print(f"{state}{': ' + message if message else ''}")
     return 0
@@ -179,7 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("serve", help="serve the API with gunicorn and uvicorn workers")
-    p.add_argument("--bind", default="0.0.0.0:8000", help="address:port (default %(default)s)")
+    p.add_argument(
+        "--bind",
+        default=os.environ.get("NMPI_BIND", "0.0.0.0:8000"),
+        help="address:port (default: $NMPI_BIND or %(default)s)",
+    )
     p.add_argument("--workers", type=int, default=2, help="worker processes (default %(default)s)")
     p.set_defaults(func=cmd_serve)
 
@@ -187,10 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", default="head", help="target revision (default %(default)s)")
     p.set_defaults(func=cmd_migrate)
 
-    p = sub.add_parser("check-config", help="validate NMPI_* settings and print them (password hidden)")
+    p = sub.add_parser(
+        "check-config", help="validate NMPI_* settings and print them (password hidden)"
+    )
     p.set_defaults(func=cmd_check_config)
 
-    users = sub.add_parser("user", help="local identity mode: users").add_subparsers(dest="action", required=True)
+    users = sub.add_parser("user", help="local identity mode: users").add_subparsers(
+        dest="action", required=True
+    )
     p = users.add_parser("add", help="add or update a user")
     p.add_argument("username")
     p.add_argument("--name", default="", help="full name")
@@ -206,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public", action="store_true", help="everyone may view its jobs")
     p.set_defaults(func=cmd_collab_add)
 
-    members = sub.add_parser("member", help="collab memberships").add_subparsers(dest="action", required=True)
+    members = sub.add_parser("member", help="collab memberships").add_subparsers(
+        dest="action", required=True
+    )
     p = members.add_parser("add", help="give a user a role in a collab")
     p.add_argument("username")
     p.add_argument("collab")
@@ -217,17 +238,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("collab")
     p.set_defaults(func=cmd_member_remove)
 
-    tokens = sub.add_parser("token", help="users' API tokens").add_subparsers(dest="action", required=True)
+    tokens = sub.add_parser("token", help="users' API tokens").add_subparsers(
+        dest="action", required=True
+    )
     p = tokens.add_parser("create", help="create a token and print it (it is shown once)")
     p.add_argument("username")
-    p.add_argument("--days", type=float, default=None, help="valid for this many days (default: no expiry)")
+    p.add_argument(
+        "--days", type=float, default=None, help="valid for this many days (default: no expiry)"
+    )
     p.add_argument("--description", default="")
     p.set_defaults(func=cmd_token_create)
     p = tokens.add_parser("revoke", help="revoke every token of a user")
     p.add_argument("username")
     p.set_defaults(func=cmd_token_revoke)
 
-    keys = sub.add_parser("provider-key", help="hardware providers' API keys").add_subparsers(dest="action", required=True)
+    keys = sub.add_parser("provider-key", help="hardware providers' API keys").add_subparsers(
+        dest="action", required=True
+    )
     p = keys.add_parser("create", help="create a key bound to platforms and print it (shown once)")
     p.add_argument("provider", help="provider name, e.g. spinnaker-manchester")
     p.add_argument(
@@ -236,8 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.set_defaults(func=cmd_provider_key)
 
-    projects = sub.add_parser("project", help="resource requests").add_subparsers(dest="action", required=True)
-    p = projects.add_parser("create", help="create a project (accepted unless --pending) and print its id")
+    projects = sub.add_parser("project", help="resource requests").add_subparsers(
+        dest="action", required=True
+    )
+    p = projects.add_parser(
+        "create", help="create a project (accepted unless --pending) and print its id"
+    )
     p.add_argument("collab")
     p.add_argument("--owner", required=True)
     p.add_argument("--title", required=True)
@@ -245,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pending", action="store_true", help="leave it under review")
     p.set_defaults(func=cmd_project_create)
 
-    quotas = sub.add_parser("quota", help="quotas of projects").add_subparsers(dest="action", required=True)
+    quotas = sub.add_parser("quota", help="quotas of projects").add_subparsers(
+        dest="action", required=True
+    )
     p = quotas.add_parser("add", help="add a quota to a project and print its id")
     p.add_argument("project", type=uuid.UUID, help="project id")
     p.add_argument("--platform", required=True, choices=[x.value for x in Platform])
@@ -253,9 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--units", default=None, help="checked against the platform's units if given")
     p.set_defaults(func=cmd_quota_add)
 
-    maintenance = sub.add_parser("maintenance", help="the maintenance switch").add_subparsers(dest="action", required=True)
-    maintenance.add_parser("show", help="print the current state").set_defaults(func=cmd_maintenance)
-    p = maintenance.add_parser("set", help="ok, read-only (writes answer 503) or down (all answer 503)")
+    maintenance = sub.add_parser("maintenance", help="the maintenance switch").add_subparsers(
+        dest="action", required=True
+    )
+    maintenance.add_parser("show", help="print the current state").set_defaults(
+        func=cmd_maintenance
+    )
+    p = maintenance.add_parser(
+        "set", help="ok, read-only (writes answer 503) or down (all answer 503)"
+    )
     p.add_argument("state", choices=[s.value for s in ServiceState])
     p.add_argument("--message", default="", help="shown to clients with the 503")
     p.set_defaults(func=cmd_maintenance)

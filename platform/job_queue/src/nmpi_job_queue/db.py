@@ -14,7 +14,14 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from .settings import Settings
 
@@ -75,14 +82,35 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
         yield session
 
 
+# Exception classes that may mean "no database right now": the app routes them to a handler
+# that asks is_database_unavailable (503) and otherwise answers 500.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    PoolTimeout,
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+)
+
+
 def is_database_unavailable(error: BaseException) -> bool:
     """True for errors that mean "no writable database right now" rather than a bug."""
-    from sqlalchemy.exc import DBAPIError
-
     if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, PoolTimeout):  # every pooled connection busy: overloaded, not a bug
         return True
     if isinstance(error, OSError | TimeoutError | asyncpg.exceptions.PostgresConnectionError):
         return True
     cause: Any = getattr(error, "orig", None) or error.__cause__
+    # Every listed host answered but none accepts writes (only standbys are up, e.g. between
+    # the old primary's loss and the promotion): asyncpg raises TargetServerAttributeNotMatched,
+    # which SQLAlchemy wraps as InternalError, its original as the cause of the wrapper.
+    link: BaseException | None = error
+    for _ in range(5):  # a short chain: wrapper -> adapted error -> asyncpg's
+        if link is None:
+            break
+        if isinstance(link, asyncpg.exceptions.TargetServerAttributeNotMatched):
+            return True
+        link = getattr(link, "orig", None) or link.__cause__
     state = _sqlstate(cause) if cause is not None else None
     return state is not None and (state in _FAILOVER_SQLSTATES or state.startswith("08"))

@@ -67,7 +67,9 @@ Caller = Annotated[User | Provider, Depends(get_caller)]
 
 async def get_user(caller: Caller) -> User:
     if not isinstance(caller, User):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this call is for users, not providers")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail="this call is for users, not providers"
+        )
     return caller
 
 

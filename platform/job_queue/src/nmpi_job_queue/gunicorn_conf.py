@@ -21,4 +21,4 @@ forwarded_allow_ips = os.environ.get("NMPI_FORWARDED_ALLOW_IPS", "127.0.0.1")
 def child_exit(server: object, worker: object) -> None:
     # Drop a dead worker's live gauges from the shared Prometheus files.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined,no-untyped-call]

@@ -66,7 +66,9 @@ class MaintenanceMiddleware:
             detail = f"service is {state.value} for maintenance"
             if message:
                 detail += f": {message}"
-            response = JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "60"})
+            response = JSONResponse(
+                {"detail": detail}, status_code=503, headers={"Retry-After": "60"}
+            )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

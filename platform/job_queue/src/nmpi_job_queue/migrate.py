@@ -1,4 +1,4 @@
-"""Schema migrations (Alembic), run once per deploy with `nmpi-job-queue migrate`, never at start."""
+"""Schema migrations (Alembic): `nmpi-job-queue migrate`, once per deploy, never at start-up."""
 
 from __future__ import annotations
 

@@ -79,6 +79,9 @@ class Job(Base):
         Index("ix_jobs_status", "status"),
         Index("ix_jobs_tags", "tags", postgresql_using="gin"),
     )
+    # A submission reads its server defaults (id, status, tags, timestamp) back with the
+    # INSERT's RETURNING, instead of a second SELECT.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
 
 
 class JobLog(Base):

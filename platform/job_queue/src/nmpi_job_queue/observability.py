@@ -123,7 +123,7 @@ def metrics_response(extra: Collector | None = None) -> Response:
     """All workers' metrics (prometheus multiprocess mode under gunicorn) plus `extra`."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         from prometheus_client import REGISTRY
 
@@ -161,4 +161,3 @@ class QueueCollector(Collector):
         for platform, count in sorted(self.queue.items()):
             queue.add_metric([platform], count)
         yield queue
-

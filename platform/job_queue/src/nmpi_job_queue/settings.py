@@ -73,6 +73,6 @@ def describe_errors(error: ValidationError) -> str:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     try:
-        return Settings()  # type: ignore[call-arg]  # filled from the environment
+        return Settings()  # filled from the environment
     except ValidationError as error:
         raise SettingsError(f"invalid settings: {describe_errors(error)}") from None

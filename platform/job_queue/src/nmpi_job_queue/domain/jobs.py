@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Path, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import models
 from ..identity import Provider, User
-from ..schemas.jobs import Comment, DataItem, DataSet, Job, ResourceUsage
+from ..schemas.jobs import Comment, DataItem, DataSet, Job, JobStatus, ResourceUsage
 from ..units import usage_units
+
+# Ids in paths are bounded by their columns (jobs.id BIGINT, comments.id INTEGER): a larger
+# number is refused with 422 rather than overflowing in PostgreSQL (a 500).
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the job's id")]
+CommentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the comment's id")]
 
 
 def comment_to_schema(comment: models.Comment) -> Comment:
@@ -47,7 +54,7 @@ def to_schema(
         command=job.command,
         collab=job.collab,
         user_id=job.user_id,
-        status=job.status,  # type: ignore[arg-type]
+        status=JobStatus(job.status),
         hardware_platform=job.hardware_platform,
         hardware_config=job.hardware_config,
         input_data=[DataItem.model_validate(i) for i in job.input_data] if job.input_data else None,
@@ -60,6 +67,20 @@ def to_schema(
         comments=[comment_to_schema(c) for c in comments] if comments is not None else None,
         log=log,
     )
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` in UTC for a query bound (naive means UTC). An offset that moves it past year 1
+    or 9999 (which Python, hence asyncpg, cannot represent) clamps it to that end of the range,
+    instead of failing with a 500."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if moment.year == datetime.min.year else datetime.max).replace(
+            tzinfo=UTC
+        )
 
 
 def not_found(job_id: int) -> HTTPException:

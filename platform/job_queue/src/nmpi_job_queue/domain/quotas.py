@@ -73,11 +73,29 @@ def has_remaining(quotas: list[models.Quota]) -> bool:
 
 
 async def charge(session: AsyncSession, collab: str, platform: str, amount: float) -> None:
-    """Charge `amount` (platform units) to the collab's first quota with room left, else the last."""
+    """Charge `amount` (platform units) to the collab's quotas for the platform.
+
+    Usage fills the quotas in order, each up to its limit; what is left over goes to the last
+    one (usage already consumed is never dropped). A negative amount (a provider lowering a
+    total it reported) gives back usage, latest quotas first. A collab without any quota for
+    the platform has nothing to charge: its jobs were accepted under the automatic test quota
+    or before quotas were configured.
+    """
     if amount == 0:
         return
     quotas = await platform_quotas(session, collab, platform, lock=True)
     if not quotas:
         return
-    target = next((q for q in quotas if q.usage < q.limit), quotas[-1])
-    target.usage = max(0.0, target.usage + amount)
+    if amount > 0:
+        for quota in quotas[:-1]:
+            room = max(0.0, quota.limit - quota.usage)
+            taken = min(room, amount)
+            quota.usage += taken
+            amount -= taken
+        quotas[-1].usage += amount
+    else:
+        refund = -amount
+        for quota in reversed(quotas):
+            given = min(quota.usage, refund)
+            quota.usage -= given
+            refund -= given

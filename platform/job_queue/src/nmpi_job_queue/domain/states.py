@@ -32,5 +32,6 @@ def check_transition(current: S, new: S) -> None:
     if new not in ALLOWED[current]:
         allowed = ", ".join(sorted(ALLOWED[current])) or "none"
         raise TransitionError(
-            f"a {current.value} job cannot become {new.value} (allowed from {current.value}: {allowed})"
+            f"a {current.value} job cannot become {new.value} "
+            f"(allowed from {current.value}: {allowed})"
         )

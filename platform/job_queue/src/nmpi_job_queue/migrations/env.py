@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy.engine import Connection
-
 from nmpi_job_queue.db import make_engine
 from nmpi_job_queue.models import Base
+from sqlalchemy.engine import Connection
 
 config = context.config
 target_metadata = Base.metadata
@@ -28,5 +27,7 @@ async def _run_online() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit("offline (SQL script) migrations are not supported: run `nmpi-job-queue migrate`")
+    raise SystemExit(
+        "offline (SQL script) migrations are not supported: run `nmpi-job-queue migrate`"
+    )
 asyncio.run(_run_online())

@@ -7,19 +7,24 @@ from sqlalchemy import select
 
 from .. import models
 from ..dependencies import AppSettings, CurrentUser, DbSession
+from ..openapi import error_response
 from ..schemas.service import Collab, UserInfo
 from ..settings import IdentityMode
 
 router = APIRouter(tags=["identity"])
 
 
-@router.get("/userinfo")
+@router.get(
+    "/userinfo",
+    responses={404: error_response("Identity is delegated to an OIDC provider: ask its userinfo")},
+)
 async def userinfo(user: CurrentUser, settings: AppSettings) -> UserInfo:
     """OIDC-userinfo-shaped: point the nmpi client's `user_info_endpoint` here."""
     if settings.identity_mode is not IdentityMode.local:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
-            detail=f"identity is delegated: use the OIDC userinfo endpoint {settings.oidc_userinfo_url}",
+            detail="identity is delegated: use the OIDC userinfo endpoint "
+            f"{settings.oidc_userinfo_url}",
         )
     return UserInfo.model_validate(user.info)
 

@@ -19,7 +19,7 @@ router = APIRouter(tags=["job details"])
 
 
 @router.get("/jobs/{job_id}/log", response_class=PlainTextResponse)
-async def read_log(job_id: int, session: DbSession, caller: Caller) -> str:
+async def read_log(job_id: domain.JobId, session: DbSession, caller: Caller) -> str:
     await domain.get_visible(session, caller, job_id)
     return await domain.load_log(session, job_id)
 
@@ -28,14 +28,14 @@ async def read_log(job_id: int, session: DbSession, caller: Caller) -> str:
 
 
 @router.get("/jobs/{job_id}/comments/")
-async def list_comments(job_id: int, session: DbSession, caller: Caller) -> list[Comment]:
+async def list_comments(job_id: domain.JobId, session: DbSession, caller: Caller) -> list[Comment]:
     await domain.get_visible(session, caller, job_id)
     return [domain.comment_to_schema(c) for c in await domain.load_comments(session, job_id)]
 
 
 @router.post("/jobs/{job_id}/comments/", status_code=status.HTTP_201_CREATED)
 async def add_comment(
-    job_id: int, body: CommentBody, session: DbSession, user: CurrentUser
+    job_id: domain.JobId, body: CommentBody, session: DbSession, user: CurrentUser
 ) -> Comment:
     await domain.get_visible(session, user, job_id)
     comment = models.Comment(job_id=job_id, user_id=user.username, content=body.content)
@@ -51,15 +51,23 @@ async def _own_comment(
     await domain.get_visible(session, user, job_id)
     comment = await session.get(models.Comment, comment_id)
     if comment is None or comment.job_id != job_id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no comment {comment_id} on job {job_id}")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"no comment {comment_id} on job {job_id}"
+        )
     if comment.user_id != user.username:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only its author may change a comment")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail="only its author may change a comment"
+        )
     return comment
 
 
 @router.put("/jobs/{job_id}/comments/{comment_id}")
 async def edit_comment(
-    job_id: int, comment_id: int, body: CommentBody, session: DbSession, user: CurrentUser
+    job_id: domain.JobId,
+    comment_id: domain.CommentId,
+    body: CommentBody,
+    session: DbSession,
+    user: CurrentUser,
 ) -> Comment:
     comment = await _own_comment(session, user, job_id, comment_id)
     comment.content = body.content
@@ -69,7 +77,7 @@ async def edit_comment(
 
 @router.delete("/jobs/{job_id}/comments/{comment_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_comment(
-    job_id: int, comment_id: int, session: DbSession, user: CurrentUser
+    job_id: domain.JobId, comment_id: domain.CommentId, session: DbSession, user: CurrentUser
 ) -> Response:
     comment = await _own_comment(session, user, job_id, comment_id)
     await session.delete(comment)
@@ -83,13 +91,15 @@ TagList = Annotated[list[Tag], Body(max_length=100)]
 
 
 @router.get("/jobs/{job_id}/tags/")
-async def job_tags(job_id: int, session: DbSession, caller: Caller) -> list[str]:
+async def job_tags(job_id: domain.JobId, session: DbSession, caller: Caller) -> list[str]:
     job = await domain.get_visible(session, caller, job_id)
     return list(job.tags)
 
 
 @router.post("/jobs/{job_id}/tags/")
-async def add_tags(job_id: int, tags: TagList, session: DbSession, user: CurrentUser) -> list[str]:
+async def add_tags(
+    job_id: domain.JobId, tags: TagList, session: DbSession, user: CurrentUser
+) -> list[str]:
     job = await domain.get_visible(session, user, job_id, lock=True)
     if not domain.can_edit(user, job):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may not tag this job")
@@ -100,7 +110,7 @@ async def add_tags(job_id: int, tags: TagList, session: DbSession, user: Current
 
 @router.delete("/jobs/{job_id}/tags/")
 async def remove_tags(
-    job_id: int, tags: TagList, session: DbSession, user: CurrentUser
+    job_id: domain.JobId, tags: TagList, session: DbSession, user: CurrentUser
 ) -> list[str]:
     job = await domain.get_visible(session, user, job_id, lock=True)
     if not domain.can_edit(user, job):
@@ -121,7 +131,9 @@ async def collab_tags(
     query = select(tag).where(models.Job.status != "removed")
     if collab is not None:
         if not user.can_view(collab):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"you may not view collab {collab}")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, detail=f"you may not view collab {collab}"
+            )
         query = query.where(models.Job.collab == collab)
     else:
         query = query.where(models.Job.user_id == user.username)
@@ -133,14 +145,14 @@ async def collab_tags(
 
 
 @router.get("/jobs/{job_id}/output_data")
-async def output_data(job_id: int, session: DbSession, caller: Caller) -> DataSet:
+async def output_data(job_id: domain.JobId, session: DbSession, caller: Caller) -> DataSet:
     job = await domain.get_visible(session, caller, job_id)
     return domain.to_schema(job).output_data or DataSet(repository="none", files=[])
 
 
 @router.put("/jobs/{job_id}/output_data")
 async def update_output_data(
-    job_id: int, body: DataSet, session: DbSession, caller: Caller
+    job_id: domain.JobId, body: DataSet, session: DbSession, caller: Caller
 ) -> DataSet:
     """Providers add output items (idempotent, by URL). Copying a job's outputs to another
     repository (what the client's copy_data_to_storage asks) is not offered by this deployment."""

@@ -13,6 +13,7 @@ from ..dependencies import AppSettings, AsAdmin, Caller, CurrentUser, DbSession,
 from ..domain import data_items, quotas
 from ..domain import jobs as domain
 from ..identity import Provider
+from ..openapi import error_response
 from ..schemas.jobs import Job, JobStatus, JobSubmission
 from ..units import Platform
 
@@ -60,15 +61,24 @@ async def list_jobs(
     if tags:
         query = query.where(models.Job.tags.overlap(tags))
     if date_range_start:
-        query = query.where(models.Job.timestamp_submission >= date_range_start)
+        query = query.where(models.Job.timestamp_submission >= domain.as_utc(date_range_start))
     if date_range_end:
-        query = query.where(models.Job.timestamp_submission <= date_range_end)
+        query = query.where(models.Job.timestamp_submission <= domain.as_utc(date_range_end))
     query = query.order_by(models.Job.id.desc()).offset(from_index).limit(size)
     rows = (await session.execute(query)).scalars().all()
     return [domain.to_schema(job) for job in rows]
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED, response_model_exclude_none=True)
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model_exclude_none=True,
+    responses={
+        400: error_response("Unknown hardware_platform (or a body that cannot be read)"),
+        403: error_response("No quota left for this platform in the collab"),
+        404: error_response("No such collab, or the caller may not submit to it"),
+    },
+)
 async def submit_job(
     body: JobSubmission, session: DbSession, user: CurrentUser, settings: AppSettings
 ) -> Job:
@@ -106,14 +116,13 @@ async def submit_job(
         tags=sorted(set(body.tags or [])),
     )
     session.add(job)
-    await session.commit()
-    await session.refresh(job)
+    await session.commit()  # the INSERT returns the server defaults (eager_defaults)
     return domain.to_schema(job)
 
 
 @router.get("/{job_id}", response_model_exclude_none=True)
 async def get_job(
-    job_id: int,
+    job_id: domain.JobId,
     session: DbSession,
     caller: Caller,
     with_log: bool = False,
@@ -129,7 +138,7 @@ async def get_job(
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_job(
-    job_id: int, session: DbSession, user: CurrentUser, as_admin: AsAdmin = False
+    job_id: domain.JobId, session: DbSession, user: CurrentUser, as_admin: AsAdmin = False
 ) -> Response:
     """Mark a job removed; with as_admin=true an administrator deletes it for good."""
     job = await domain.get_visible(session, user, job_id, lock=True)

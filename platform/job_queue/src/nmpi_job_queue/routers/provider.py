@@ -3,35 +3,40 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import text
+from sqlalchemy import Update, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from .. import models
 from ..dependencies import CurrentProvider, DbSession
 from ..domain import data_items, quotas, states
 from ..domain import jobs as domain
+from ..openapi import error_response
 from ..schemas.jobs import Job, JobStatus, JobUpdate
 from ..units import usage_units
 
 router = APIRouter(tags=["providers"])
 
+
 # Oldest submitted job of the platform, claimed in the same statement: SKIP LOCKED lets
 # concurrent pollers pass over a row another one is taking, so each job goes to exactly one.
-_CLAIM = text(
-    """
-    UPDATE jobs SET status = 'validated'
-    WHERE id = (
-        SELECT id FROM jobs
-        WHERE hardware_platform = :platform AND status = 'submitted'
-        ORDER BY id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED
+def _claim(platform: str) -> Update:
+    oldest = (
+        select(models.Job.id)
+        .where(models.Job.hardware_platform == platform, models.Job.status == "submitted")
+        .order_by(models.Job.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
-    RETURNING id
-    """
-)
+    return (
+        update(models.Job)
+        .where(models.Job.id == oldest)
+        .values(status="validated")
+        .returning(models.Job)
+    )
 
 
 def _forbidden_platform(platform: str) -> HTTPException:
@@ -45,18 +50,24 @@ async def take_next_job(platform: str, session: DbSession, provider: CurrentProv
     """Claim the oldest submitted job of `platform` (it becomes `validated`); 404 when none."""
     if not provider.serves(platform):
         raise _forbidden_platform(platform)
-    job_id = await session.scalar(_CLAIM, {"platform": platform})
-    if job_id is None:
+    job = await session.scalar(_claim(platform), execution_options={"synchronize_session": False})
+    if job is None:
         await session.rollback()
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {platform} job is waiting")
-    job = await session.get_one(models.Job, job_id)
     await session.commit()
     return domain.to_schema(job)
 
 
-@router.put("/jobs/{job_id}", response_model_exclude_none=True)
+@router.put(
+    "/jobs/{job_id}",
+    response_model_exclude_none=True,
+    responses={
+        400: error_response("resource_usage.units do not match the platform's units"),
+        409: error_response("A status change that the job's state does not allow"),
+    },
+)
 async def update_job(
-    job_id: int, body: JobUpdate, session: DbSession, provider: CurrentProvider
+    job_id: domain.JobId, body: JobUpdate, session: DbSession, provider: CurrentProvider
 ) -> Job:
     """Status, results, provenance, usage and log of a job; repeating a PUT changes nothing more."""
     job = await domain.get_visible(session, provider, job_id, lock=True)
@@ -115,6 +126,11 @@ _TEXT_BODY = {
 
 async def _text_body(request: Request) -> str:
     raw = await request.body()
+    # PostgreSQL text cannot hold NUL characters: refuse them rather than fail with a 500.
+    if b"\x00" in raw:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, detail="the log must not contain NUL characters"
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -125,7 +141,7 @@ async def _text_body(request: Request) -> str:
 
 @router.put("/jobs/{job_id}/log", response_class=PlainTextResponse, openapi_extra=_TEXT_BODY)
 async def replace_log(
-    job_id: int, request: Request, session: DbSession, provider: CurrentProvider
+    job_id: domain.JobId, request: Request, session: DbSession, provider: CurrentProvider
 ) -> str:
     """Replace the job's log with the request body (text/plain)."""
     content = await _text_body(request)
@@ -137,7 +153,7 @@ async def replace_log(
 
 @router.patch("/jobs/{job_id}/log", response_class=PlainTextResponse, openapi_extra=_TEXT_BODY)
 async def append_log(
-    job_id: int, request: Request, session: DbSession, provider: CurrentProvider
+    job_id: domain.JobId, request: Request, session: DbSession, provider: CurrentProvider
 ) -> str:
     """Append the request body (text/plain) to the job's log."""
     content = await _text_body(request)

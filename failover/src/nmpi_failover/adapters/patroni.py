@@ -1,0 +1,194 @@
+"""Patroni's REST API: the cluster state (GET /cluster) and moving the leader.
+
+Checked against Patroni's own source and docs (patroni/patroni: docs/rest_api.rst,
+patroni/api.py `do_POST_failover`/`is_failover_possible`/`poll_failover_result`,
+patroni/utils.py `cluster_as_json`) for 2.1.x, 3.x and 4.x:
+
+* GET /cluster answers from any member (it reads the DCS): `members[]` with `name`,
+  `role` (leader | standby_leader | sync_standby | quorum_standby (4.0+) | replica),
+  `state` (replicas report "streaming" since 3.0, "running" before), `timeline`, and
+  for non-leaders `lag` in bytes or the string "unknown".
+* POST /switchover {leader, candidate}: `leader` is required and must be the current
+  leader; in synchronous mode (not quorum) the candidate must be the sync standby, else
+  412. POST /failover {candidate}: `candidate` is required, works with or without a
+  leader, and skips the sync/lag checks (a leader given to /failover turns it into a
+  switchover). Both answer 200 once Patroni saw the new leader ("Successfully switched
+  over to ..." or "... instead of ..."), 412 when not possible, 503 when the DCS write
+  failed ("failed to write failover key into DCS"), the operation failed ("... failed"),
+  or it did not finish within its own poll (2 * max(10, loop_wait) s: "... status
+  unknown"), 400 for a malformed request. POSTs may need REST API basic auth when
+  `restapi.authentication` is set: not supported here (see the module's callers).
+
+Planned switchovers use /switchover (Patroni checks the candidate is in sync: zero data
+loss). Unplanned ones (the leader's site stopped serving) use /failover sent to the
+candidate's own site, because the leader's site may not answer; `decide` has already
+checked the candidate is in sync. Either way this module then waits, bounded, until its
+own /cluster reads show the leader at the target site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from ..config import Config
+from ..decide import Switchover
+from ..model import ClusterState, Member, MemberRole
+from ..ports import ActuatorError
+
+_ROLES = {
+    "leader": MemberRole.LEADER,
+    "master": MemberRole.LEADER,  # Patroni 1.x
+    "primary": MemberRole.LEADER,
+    "standby_leader": MemberRole.LEADER,  # holds the leader lock of a standby cluster
+    "sync_standby": MemberRole.SYNC_STANDBY,
+    "quorum_standby": MemberRole.QUORUM_STANDBY,
+    "replica": MemberRole.REPLICA,
+}
+
+
+def parse_cluster(data: Any, config: Config) -> ClusterState | None:
+    """Patroni's /cluster JSON as a ClusterState; None when it is not that document."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("members"), list):
+        return None
+    members = []
+    for raw in data["members"]:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
+            continue
+        name = raw["name"]
+        # An unknown role is judged like a plain replica (by lag), never as a leader.
+        role = _ROLES.get(str(raw.get("role", "")), MemberRole.REPLICA)
+        lag = raw.get("lag")
+        timeline = raw.get("timeline")
+        members.append(
+            Member(
+                name=name,
+                site=config.site_of_member(name),
+                role=role,
+                state=str(raw.get("state", "")),
+                lag_bytes=lag if isinstance(lag, int) and not isinstance(lag, bool) else None,
+                timeline=timeline if isinstance(timeline, int) else None,
+            )
+        )
+    return ClusterState(tuple(members))
+
+
+class PatroniRest:
+    """`ports.ClusterReader` and `ports.PatroniActuator` over Patroni's REST API."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        timeout: float | None = None,
+        action_timeout: float = 30.0,
+        leader_wait: float | None = None,
+        poll_interval: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.timeout = timeout if timeout is not None else config.probe_timeout
+        # Patroni holds the POST open while it polls for the new leader (about 20 s).
+        self.action_timeout = action_timeout
+        self.leader_wait = leader_wait if leader_wait is not None else config.switchover_timeout
+        self.poll_interval = poll_interval
+        self._monotonic = monotonic
+
+    def _client(self, timeout: float) -> httpx.AsyncClient:
+        # Connecting is quick or never: a blackholed site must not hold a POST for long.
+        limits = httpx.Timeout(timeout, connect=min(timeout, self.timeout))
+        return httpx.AsyncClient(timeout=limits, trust_env=False)
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def _get_cluster(self, client: httpx.AsyncClient, url: str) -> ClusterState | None:
+        try:
+            async with asyncio.timeout(self.timeout):  # the whole exchange, not per read
+                response = await client.get(f"{url.rstrip('/')}/cluster")
+            if response.status_code != 200:
+                return None
+            return parse_cluster(response.json(), self.config)
+        except (httpx.HTTPError, ValueError, TimeoutError):
+            return None
+
+    async def read_cluster(self) -> ClusterState | None:
+        """Every site's Patroni at once (a down site must not use up the round's time);
+        the first answer in config order that shows exactly one leader, else any answer."""
+        urls = [url for site in self.config.sites for url in site.patroni_urls]
+        async with self._client(self.timeout) as client:
+            answers = await asyncio.gather(*(self._get_cluster(client, u) for u in urls))
+        seen = [a for a in answers if a is not None]
+        for state in seen:
+            if state.leader is not None:
+                return state
+        return seen[0] if seen else None
+
+    # --- acting ---------------------------------------------------------------------------
+
+    def _urls(self, first_site: str) -> list[str]:
+        first = list(self.config.site(first_site).patroni_urls)
+        rest = [u for s in self.config.sites if s.name != first_site for u in s.patroni_urls]
+        return first + rest
+
+    async def _post(self, urls: Iterable[str], path: str, body: dict[str, str]) -> str:
+        """POST to the first URL that takes the request; returns Patroni's answer text.
+
+        Raises ActuatorError when Patroni refuses (no other member would answer
+        differently: they share the DCS) or when no URL could be reached."""
+        errors = []
+        async with self._client(self.action_timeout) as client:
+            for url in urls:
+                target = f"{url.rstrip('/')}{path}"
+                try:
+                    response = await client.post(target, json=body)
+                except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                    errors.append(f"{target}: {type(exc).__name__} {exc}".rstrip())
+                    continue  # never sent: another member may take it
+                except httpx.TimeoutException:
+                    # Sent, but the answer is late: Patroni may be acting on it. Wait below.
+                    return f"no answer from {target} within {self.action_timeout:g} s"
+                except httpx.HTTPError as exc:
+                    errors.append(f"{target}: {type(exc).__name__}: {exc}")
+                    continue
+                text = response.text.strip()
+                code = response.status_code
+                if code in (200, 202):
+                    return text
+                if code == 503 and "unknown" in text:
+                    return text  # the failover key is written; the promotion may follow
+                if code == 503 and "DCS" in text:
+                    errors.append(f"{target}: {text}")  # this member cannot reach etcd
+                    continue
+                raise ActuatorError("patroni", f"Patroni refused {path} (HTTP {code}): {text}")
+        raise ActuatorError("patroni", f"no Patroni took {path}: {'; '.join(errors)}")
+
+    async def switchover(self, action: Switchover) -> None:
+        if action.planned:
+            body = {"leader": action.leader, "candidate": action.candidate}
+            answer = await self._post(self._urls(action.to_site), "/switchover", body)
+        else:
+            body = {"candidate": action.candidate}
+            answer = await self._post(self._urls(action.to_site), "/failover", body)
+        await self.wait_for_leader(action.to_site, answer)
+
+    async def wait_for_leader(self, site: str, answer: str = "") -> ClusterState:
+        """Poll /cluster until the leader is at `site`; ActuatorError after leader_wait."""
+        deadline = self._monotonic() + self.leader_wait
+        last: ClusterState | None = None
+        while True:
+            last = await self.read_cluster()
+            leader = last.leader if last else None
+            if last is not None and leader is not None and leader.site == site:
+                return last
+            if self._monotonic() >= deadline:
+                where = f"{leader.name} at {leader.site}" if leader else "no leader"
+                raise ActuatorError(
+                    "patroni",
+                    f"the leader did not arrive at {site} within {self.leader_wait:g} s "
+                    f"(now {where}; Patroni said: {answer or 'nothing'})",
+                )
+            await asyncio.sleep(self.poll_interval)

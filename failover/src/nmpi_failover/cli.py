@@ -1,0 +1,301 @@
+"""`nmpi-failover`: the failover daemon and its operator commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import __version__
+from .config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from .decide import Switchover, SwitchReason
+from .journal import Journal
+from .logs import configure_logging
+
+if TYPE_CHECKING:
+    from .daemon import Adapters
+
+DESCRIPTION = """\
+Keeps the platform's public name on the site (Castor or JUSUF) that holds the PostgreSQL
+leader and serves healthy. Each round it probes both sites' HTTPS /readyz through their
+floating IPs, reads the Patroni cluster state and the public DNS record, and converges:
+when the leader's site is down and the other site is healthy and in sync, it asks Patroni
+to switch over and then moves the name. Only the instance holding the etcd lease acts.
+It never fails back by itself: failback is a command.
+"""
+
+EXAMPLES = """\
+examples:
+  nmpi-failover check-config -c /etc/nmpi-failover/config.yaml
+  nmpi-failover watch --dry-run            # log what it would do, change nothing
+  nmpi-failover watch                      # the daemon (systemd runs this)
+  nmpi-failover status --json              # sites, leader, DNS, recent events
+  nmpi-failover switchover --to jusuf      # planned, zero data loss; refused if not in sync
+  nmpi-failover failback                   # planned switchover back to preferred_site
+
+exit status: 0 success, 1 failure or refusal, 2 invalid configuration or usage.
+The config path defaults to $NMPI_FAILOVER_CONFIG, else /etc/nmpi-failover/config.yaml.
+"""
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _default_config() -> Path:
+    return Path(os.environ.get("NMPI_FAILOVER_CONFIG", str(DEFAULT_CONFIG_PATH)))
+
+
+def _summary(path: Path, config: Config) -> str:
+    sites = ", ".join(
+        f"{s.name} ({s.address}{', preferred' if s.name == config.preferred_site else ''})"
+        for s in config.sites
+    )
+    if config.dns.rfc2136 is not None:
+        dns = f"rfc2136 via {config.dns.rfc2136.server}:{config.dns.rfc2136.port}"
+    else:
+        assert config.dns.designate is not None
+        dns = f"designate (cloud {config.dns.designate.cloud})"
+    return "\n".join(
+        [
+            f"config OK: {path}",
+            f"  sites: {sites}",
+            f"  public name: {config.dns.record} (ttl {config.dns.ttl} s), {dns}",
+            f"  rounds: every {config.interval:g} s, probe timeout {config.probe_timeout:g} s, "
+            f"down after {config.failures_to_down} failed probes",
+            f"  etcd: {len(config.etcd.endpoints)} endpoint(s), lease {config.etcd.lease_ttl} s "
+            f"on {config.etcd.key}",
+            f"  journal: {config.journal}; metrics on {config.metrics_listen}",
+        ]
+    )
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    print(_summary(args.config, config))
+    return EXIT_OK
+
+
+def _load(args: argparse.Namespace) -> Config | None:
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        print(f"config invalid: {args.config}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def _adapters(config: Config, instance: str | None = None) -> Adapters:
+    from .daemon import build_adapters  # imported late: only the commands that act need it
+
+    return build_adapters(config, instance=instance)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    from .daemon import serve
+
+    configure_logging(args.log_level.upper())
+    try:
+        asyncio.run(serve(config, dry_run=args.dry_run, instance=args.instance))
+    except OSError as exc:  # metrics port taken, journal not writable, ...
+        print(f"nmpi-failover watch: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    from .operations import format_status, status
+
+    _, report = asyncio.run(status(config, _adapters(config), args.events))
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(format_status(report))
+    return EXIT_OK
+
+
+def _open_journal(config: Config) -> Journal | None:
+    try:
+        return Journal(config.journal)
+    except OSError as exc:
+        print(f"warning: cannot open the journal ({exc}); steps are not journaled", file=sys.stderr)
+        return None
+
+
+def _confirmer(assume_yes: bool) -> Callable[[Switchover], bool]:
+    def confirm(plan: Switchover) -> bool:
+        if assume_yes:
+            return True
+        if not sys.stdin.isatty():
+            print("refusing to ask without a terminal: pass --yes", file=sys.stderr)
+            return False
+        answer = input("proceed? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    return confirm
+
+
+def _switch(args: argparse.Namespace, target: str | None, reason: SwitchReason) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    from .operations import planned_switchover
+
+    journal = _open_journal(config)
+    try:
+        return asyncio.run(
+            planned_switchover(
+                config,
+                _adapters(config),
+                target or config.preferred_site,
+                reason=reason,
+                journal=journal,
+                confirm=_confirmer(args.yes),
+                say=print,
+                warn=lambda text: print(text, file=sys.stderr),
+            )
+        )
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+def cmd_switchover(args: argparse.Namespace) -> int:
+    return _switch(args, args.to, "planned")
+
+
+def cmd_failback(args: argparse.Namespace) -> int:
+    return _switch(args, None, "failback")
+
+
+WATCH_EXAMPLES = """\
+examples:
+  nmpi-failover watch --dry-run      # observe and journal what it would do; change nothing
+  nmpi-failover watch                # act (only while holding the etcd lease)
+  nmpi-failover watch --instance witness-2   # name shown as the lease holder
+
+Logs are JSON lines on stderr; metrics on config's metrics_listen (/metrics).
+SIGTERM or Ctrl-C stops it after releasing the lease, so another instance takes over at once.
+"""
+
+STATUS_EXAMPLES = """\
+examples:
+  nmpi-failover status                 # table: sites, probes, leader, replicas, DNS, events
+  nmpi-failover status --json | jq .leader
+  nmpi-failover status --events 50
+
+It reads everything once, exactly as a daemon round would, and never acts or takes the lease.
+"""
+
+SWITCHOVER_EXAMPLES = """\
+examples:
+  nmpi-failover switchover --to jusuf          # shows the plan, asks before acting
+  nmpi-failover switchover --to jusuf --yes    # no question (scripts, runbooks)
+
+Refused (exit 1, with the reason) unless the target site serves healthy and has an in-sync
+replica. Then Patroni switches over (no data loss), the command waits for the new leader
+and points the public name at the target site. Each step goes to the journal.
+"""
+
+FAILBACK_EXAMPLES = """\
+examples:
+  nmpi-failover failback --yes     # after a failover, once the preferred site is healthy
+
+The daemon never fails back by itself; this is a planned switchover to preferred_site
+with the same checks as `switchover`.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nmpi-failover",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=_default_config(),
+        metavar="PATH",
+        help="YAML config (default: $NMPI_FAILOVER_CONFIG or %(default)s)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def sub(name: str, help_text: str, epilog: str | None = None) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            parents=[common],
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    watch = sub("watch", "run the controller loop (the daemon)", WATCH_EXAMPLES)
+    watch.add_argument(
+        "--dry-run", action="store_true", help="log and journal decisions, take no action"
+    )
+    watch.add_argument(
+        "--instance",
+        metavar="NAME",
+        help="this instance's name in the etcd lease (default: the host name)",
+    )
+    watch.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log level (default: %(default)s)",
+    )
+    watch.set_defaults(func=cmd_watch)
+
+    status = sub("status", "show sites, leader, DNS and recent events", STATUS_EXAMPLES)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--events", type=int, default=10, metavar="N", help="recent journal events to show"
+    )
+    status.set_defaults(func=cmd_status)
+
+    switchover = sub(
+        "switchover",
+        "planned switchover to SITE (refused unless SITE is healthy and in sync)",
+        SWITCHOVER_EXAMPLES,
+    )
+    switchover.add_argument("--to", required=True, metavar="SITE", help="target site name")
+    switchover.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    switchover.set_defaults(func=cmd_switchover)
+
+    failback = sub("failback", "planned switchover back to preferred_site", FAILBACK_EXAMPLES)
+    failback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    failback.set_defaults(func=cmd_failback)
+
+    check = sub(
+        "check-config", "validate the config; every error names its key (exit 2 when invalid)"
+    )
+    check.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

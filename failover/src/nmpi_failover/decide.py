@@ -1,0 +1,405 @@
+"""The decision: a pure function from one round's observation to at most one action.
+
+Level-triggered, like Patroni's own loop: observe -> decide -> act, every round, from scratch.
+Patroni's cluster state is the one source of truth for where the database leader is; this
+module only converges the public name onto that site, asks Patroni to move the leader when
+its site stops serving, and otherwise raises alarms. Each round yields a single decision;
+whatever is left (e.g. moving the name after a switchover) is done in a later round from a
+fresh observation, never from remembered state.
+
+What crosses rounds lives in `Memory`: the per-site failure counts, and which requests are
+in flight, so a slow Patroni promotion is not asked for again every round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
+
+from .config import Config
+from .health import HealthBook, SiteStatus
+from .model import FOLLOWING_STATES, ClusterState, LeaseStatus, Member, MemberRole, Observation
+
+# Low-cardinality labels: they become Prometheus label values.
+SwitchReason = Literal["leader_site_down", "planned", "failback"]
+AlarmCondition = Literal[
+    "etcd_unreachable",
+    "cluster_unreadable",
+    "no_leader",
+    "leader_unmapped",
+    "dns_unreadable",
+    "both_sites_down",
+    "standby_site_unhealthy",
+    "replica_not_in_sync",
+]
+
+
+@dataclass(frozen=True)
+class NoAction:
+    """Nothing to change (converged, waiting, or not allowed to act)."""
+
+    reason: str
+    kind: Literal["no_action"] = field(default="no_action", init=False)
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """Change nothing, and tell a human: the situation needs one."""
+
+    condition: AlarmCondition
+    reason: str
+    kind: Literal["alarm"] = field(default="alarm", init=False)
+
+
+@dataclass(frozen=True)
+class PointDns:
+    """Point the public name at `address`, only if it still holds `expected_current`."""
+
+    site: str
+    address: str
+    # Compare-and-swap prerequisite: the addresses this decision saw (empty: no record).
+    expected_current: frozenset[str]
+    reason: str
+    kind: Literal["point_dns"] = field(default="point_dns", init=False)
+
+
+@dataclass(frozen=True)
+class Switchover:
+    """Ask Patroni to move the leader; DNS follows in a later round, once it has moved."""
+
+    from_site: str
+    to_site: str
+    leader: str  # current leader member
+    candidate: str  # member at to_site to promote
+    reason: SwitchReason
+    detail: str
+    # Planned: graceful switchover from a running leader (zero data loss). Unplanned: the
+    # leader's site is down; the actuator may need Patroni's failover endpoint instead.
+    planned: bool
+    kind: Literal["switchover"] = field(default="switchover", init=False)
+
+
+@dataclass(frozen=True)
+class MoveFloatingIp:
+    """Re-associate a site's floating IP with a healthy standby web VM (the site's Neutron)."""
+
+    site: str
+    address: str  # the floating IP
+    from_vm: str | None
+    to_vm: str
+    reason: str
+    kind: Literal["move_floating_ip"] = field(default="move_floating_ip", init=False)
+
+
+Decision = NoAction | Alarm | PointDns | Switchover | MoveFloatingIp
+Action = PointDns | Switchover | MoveFloatingIp  # the decisions that change something
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a requested switchover or failback will not be done."""
+
+    reason: str
+
+
+def is_action(decision: Decision) -> bool:
+    return isinstance(decision, PointDns | Switchover | MoveFloatingIp)
+
+
+def to_event(decision: Decision | Refusal) -> dict[str, object]:
+    """JSON-ready form for logs and the journal."""
+    event: dict[str, object] = asdict(decision)
+    if isinstance(decision, Refusal):
+        event["kind"] = "refusal"
+    for key, value in event.items():
+        if isinstance(value, frozenset):
+            event[key] = sorted(value)
+    return event
+
+
+# --- memory across rounds ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingSwitchover:
+    to_site: str
+    requested_at: float
+
+
+@dataclass(frozen=True)
+class Memory:
+    health: HealthBook
+    pending: PendingSwitchover | None = None
+    # Sites whose floating IP was moved during the current down spell: moved once only, so
+    # a move that does not help cannot hold off a switchover forever.
+    fip_moved: frozenset[str] = frozenset()
+
+    @classmethod
+    def start(cls, config: Config) -> Memory:
+        return cls(HealthBook.start(config.site_names, config.failures_to_down))
+
+    def observe(self, observation: Observation) -> Memory:
+        """Fold a round's observation in; call before `decide` with the same observation."""
+        health = self.health.record(observation.probes, observation.taken_at)
+        pending = self.pending
+        leader = observation.cluster.leader if observation.cluster else None
+        if pending is not None and leader is not None and leader.site == pending.to_site:
+            pending = None  # the leader arrived: the request is done
+        fip_moved = frozenset(s for s in self.fip_moved if health.status(s) is not SiteStatus.UP)
+        return Memory(health, pending, fip_moved)
+
+    def acted(self, decision: Decision, now: float, *, succeeded: bool = True) -> Memory:
+        """Record an attempted action, after the daemon carried it out (or tried to)."""
+        if isinstance(decision, Switchover) and succeeded:
+            return replace(self, pending=PendingSwitchover(decision.to_site, now))
+        if isinstance(decision, MoveFloatingIp):
+            return replace(self, fip_moved=self.fip_moved | {decision.site})
+        return self
+
+
+# --- shared checks -------------------------------------------------------------------------
+
+
+def _sync_problem(member: Member, leader: Member, config: Config) -> str | None:
+    """Why `member` cannot take over from `leader` without losing data; None if it can."""
+    if member.role is MemberRole.LEADER:
+        return "is a leader itself"
+    if member.state not in FOLLOWING_STATES:
+        return f"state is {member.state!r}"
+    if None not in (member.timeline, leader.timeline) and member.timeline != leader.timeline:
+        return f"on timeline {member.timeline}, the leader on {leader.timeline}"
+    if member.role is MemberRole.SYNC_STANDBY:
+        return None  # synchronous: holds every acknowledged commit
+    if member.lag_bytes is None:
+        return "replication lag unknown"
+    if member.lag_bytes > config.max_replica_lag_bytes:
+        limit = config.max_replica_lag_bytes
+        return f"lag {member.lag_bytes} bytes > max_replica_lag_bytes {limit}"
+    return None
+
+
+def in_sync_candidate(cluster: ClusterState, site: str, config: Config) -> Member | str:
+    """The best member at `site` to promote, or why none is in sync."""
+    leader = cluster.leader
+    if leader is None:
+        return "the cluster has no leader"
+    members = cluster.members_at(site)
+    if not members:
+        return f"no database member at {site}"
+    good: list[Member] = []
+    problems: list[str] = []
+    for member in members:
+        problem = _sync_problem(member, leader, config)
+        if problem is None:
+            good.append(member)
+        else:
+            problems.append(f"{member.name} {problem}")
+    if not good:
+        return "; ".join(problems)
+    # Prefer a synchronous standby, then the smallest lag.
+    good.sort(key=lambda m: (m.role is not MemberRole.SYNC_STANDBY, m.lag_bytes or 0))
+    return good[0]
+
+
+def _stale(observation: Observation, config: Config, now: float) -> str | None:
+    age = now - observation.taken_at
+    if age < 0:
+        return f"observation is dated {-age:.1f} s in the future; not acting on it"
+    if age > config.interval:
+        return (
+            f"observation is stale ({age:.1f} s old, more than one interval of "
+            f"{config.interval:g} s); not acting on it"
+        )
+    return None
+
+
+def _gate(observation: Observation, config: Config, now: float) -> Decision | None:
+    """Whether this instance may act on this observation at all."""
+    lease = observation.lease
+    if lease.status is LeaseStatus.ETCD_UNREACHABLE:
+        return Alarm("etcd_unreachable", "etcd quorum unreachable: observing only, no actions")
+    if lease.status is LeaseStatus.NOT_HELD:
+        holder = lease.holder or "nobody"
+        return NoAction(f"not the acting instance (lease held by {holder}): observing only")
+    if lease.valid_until is None or now >= lease.valid_until:
+        return NoAction("the acting lease has expired: observing only until it is renewed")
+    stale = _stale(observation, config, now)
+    if stale:
+        return NoAction(stale)
+    missing = [s for s in config.site_names if s not in observation.probes]
+    if missing:
+        return NoAction(f"observation has no probe for {', '.join(missing)}; not acting on it")
+    return None
+
+
+def _fip_repair(
+    site: str, observation: Observation, memory: Memory, config: Config
+) -> MoveFloatingIp | None:
+    """Move a down site's floating IP to a healthy standby web VM, if that can help."""
+    fip = config.site(site).floating_ip
+    state = observation.floating_ips.get(site)
+    if fip is None or state is None or site in memory.fip_moved:
+        return None
+    attached = state.attached_vm
+    attached_probe = state.vm_probes.get(attached) if attached else None
+    if attached_probe is not None and attached_probe.ok:
+        return None  # the VM answers directly: the fault is on the path, another VM won't help
+    for vm in fip.web_vms:  # config order is preference order
+        probe = state.vm_probes.get(vm.name)
+        if vm.name != attached and probe is not None and probe.ok:
+            return MoveFloatingIp(
+                site=site,
+                address=config.site(site).address,
+                from_vm=attached,
+                to_vm=vm.name,
+                reason=f"{site} is down and its web VM {attached or '(none)'} fails; "
+                f"{vm.name} answers",
+            )
+    return None
+
+
+# --- the controller's decision -------------------------------------------------------------
+
+
+def decide(observation: Observation, memory: Memory, config: Config, now: float) -> Decision:
+    """One round's decision. `memory` must already hold this observation (Memory.observe)."""
+    if memory.health.observed_at != observation.taken_at:
+        raise ValueError("memory does not include this observation; call Memory.observe first")
+    gate = _gate(observation, config, now)
+    if gate is not None:
+        return gate
+
+    cluster = observation.cluster
+    if cluster is None:
+        return Alarm(
+            "cluster_unreadable", "Patroni cluster state unreadable at every site; no change"
+        )
+    leader = cluster.leader
+    pending = memory.pending
+    waiting = pending is not None and now - pending.requested_at < config.switchover_timeout
+    if leader is None:
+        if pending is not None and waiting:
+            return NoAction(f"waiting for Patroni to promote a leader at {pending.to_site}")
+        return Alarm("no_leader", "the database cluster has no leader; no change")
+    if leader.site is None:
+        return Alarm(
+            "leader_unmapped",
+            f"leader {leader.name} is in no site's db_members; no change",
+        )
+
+    here = leader.site
+    there = config.other_site(here)
+    health = memory.health
+    here_status, there_status = health.status(here), health.status(there)
+
+    if pending is not None and pending.to_site != here and waiting:
+        waited = now - pending.requested_at
+        return NoAction(
+            f"waiting for the leader to move from {here} to {pending.to_site} "
+            f"(asked {waited:.0f} s ago)"
+        )
+
+    if here_status is SiteStatus.UP:
+        # Converge the name onto the leader's site; never back to the preferred site.
+        if observation.dns is None:
+            return Alarm("dns_unreadable", "cannot read the public DNS record; no change")
+        address = config.site(here).address
+        if observation.dns.addresses != frozenset({address}):
+            return PointDns(
+                site=here,
+                address=address,
+                expected_current=observation.dns.addresses,
+                reason=f"the leader {leader.name} is at {here}, which serves healthy",
+            )
+        if there_status is SiteStatus.DOWN:
+            repair = _fip_repair(there, observation, memory, config)
+            if repair is not None:
+                return repair
+        return NoAction(f"converged: leader and public name at {here}; {there} is {there_status}")
+
+    if here_status is not SiteStatus.DOWN:
+        failures = health.failures(here)
+        return NoAction(
+            f"leader site {here} is {here_status} ({failures}/{config.failures_to_down} "
+            f"failed probes); waiting"
+        )
+
+    repair = _fip_repair(here, observation, memory, config)
+    if repair is not None:
+        return repair
+    if there_status is SiteStatus.DOWN:
+        return Alarm("both_sites_down", f"both {here} and {there} are down; no change")
+    if there_status is not SiteStatus.UP:
+        return Alarm(
+            "standby_site_unhealthy",
+            f"leader site {here} is down and {there} is {there_status}; no change",
+        )
+    candidate = in_sync_candidate(cluster, there, config)
+    if isinstance(candidate, str):
+        return Alarm(
+            "replica_not_in_sync",
+            f"leader site {here} is down but {there} is not in sync ({candidate}); no change",
+        )
+    retry = " (again: the last request did not complete)" if pending is not None else ""
+    return Switchover(
+        from_site=here,
+        to_site=there,
+        leader=leader.name,
+        candidate=candidate.name,
+        reason="leader_site_down",
+        detail=f"leader site {here} failed {health.failures(here)} probes in a row; "
+        f"{there} serves healthy and {candidate.name} is in sync{retry}",
+        planned=False,
+    )
+
+
+# --- planned moves for the CLI -------------------------------------------------------------
+
+
+def plan_switchover(
+    observation: Observation,
+    target: str,
+    config: Config,
+    now: float,
+    *,
+    reason: SwitchReason = "planned",
+) -> Switchover | Refusal:
+    """A planned, zero-data-loss switchover to `target`, or why it must not be done."""
+    if target not in config.site_names:
+        return Refusal(f"unknown site {target!r}; the sites are {', '.join(config.site_names)}")
+    stale = _stale(observation, config, now)
+    if stale:
+        return Refusal(stale)
+    cluster = observation.cluster
+    if cluster is None:
+        return Refusal("Patroni cluster state unreadable at every site")
+    leader = cluster.leader
+    if leader is None:
+        return Refusal("the database cluster has no leader")
+    if leader.site is None:
+        return Refusal(f"leader {leader.name} is in no site's db_members")
+    if leader.site == target:
+        return Refusal(f"the leader {leader.name} is already at {target}")
+    if leader.state != "running":
+        return Refusal(f"the leader {leader.name} is {leader.state!r}, not running")
+    probe = observation.probes.get(target)
+    if probe is None or not probe.ok:
+        why = probe.error if probe and probe.error else "no successful probe"
+        return Refusal(f"{target} does not serve healthy ({why})")
+    candidate = in_sync_candidate(cluster, target, config)
+    if isinstance(candidate, str):
+        return Refusal(f"{target} is not in sync ({candidate})")
+    return Switchover(
+        from_site=leader.site,
+        to_site=target,
+        leader=leader.name,
+        candidate=candidate.name,
+        reason=reason,
+        detail=f"{reason} switchover requested; {candidate.name} at {target} is in sync",
+        planned=True,
+    )
+
+
+def plan_failback(observation: Observation, config: Config, now: float) -> Switchover | Refusal:
+    """Failback is a planned switchover to the preferred site, only ever on request."""
+    return plan_switchover(observation, config.preferred_site, config, now, reason="failback")

@@ -1,0 +1,108 @@
+"""Immutable observations: what one round saw, handed from the adapters to the decision.
+
+Times are seconds on the daemon's monotonic clock (the same clock `decide` gets as `now`),
+so an observation's age and a lease's expiry never depend on wall-clock jumps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class SiteProbe:
+    """One HTTPS /readyz probe of a site (or of one web VM) from the failover host."""
+
+    ok: bool
+    latency: float | None = None  # seconds until the response; None when there was none
+    error: str | None = None  # why it failed: timeout, TLS, HTTP status, ...
+
+
+class MemberRole(StrEnum):
+    LEADER = "leader"
+    SYNC_STANDBY = "sync_standby"  # synchronous replica: has every acknowledged commit
+    QUORUM_STANDBY = "quorum_standby"  # Patroni quorum commit: judged by lag, like a replica
+    REPLICA = "replica"
+
+
+# Patroni member states in which a replica follows the leader ("streaming" since Patroni 3,
+# "running" before).
+FOLLOWING_STATES = frozenset({"streaming", "running"})
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    site: str | None  # from the configured db_members; None for a member no site lists
+    role: MemberRole
+    state: str  # Patroni's state string: running, streaming, stopped, starting, ...
+    lag_bytes: int | None = None  # replication lag; None when Patroni reports it unknown
+    timeline: int | None = None
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """Patroni's /cluster view: the single source of truth for where the leader is."""
+
+    members: tuple[Member, ...]
+
+    @property
+    def leader(self) -> Member | None:
+        leaders = [m for m in self.members if m.role is MemberRole.LEADER]
+        # Two leaders cannot be trusted to pick from: treat as "no leader".
+        return leaders[0] if len(leaders) == 1 else None
+
+    @property
+    def leader_name(self) -> str | None:
+        leader = self.leader
+        return leader.name if leader else None
+
+    def members_at(self, site: str) -> tuple[Member, ...]:
+        return tuple(m for m in self.members if m.site == site)
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    """The public name's current address records, as the authoritative server answers."""
+
+    name: str
+    addresses: frozenset[str]  # empty when the name has no A/AAAA records
+    ttl: int | None = None
+
+
+class LeaseStatus(StrEnum):
+    HELD = "held"  # this instance is the acting leader
+    NOT_HELD = "not_held"  # another instance holds it (or nobody yet)
+    ETCD_UNREACHABLE = "etcd_unreachable"  # no quorum reachable: nobody may act from here
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    status: LeaseStatus
+    holder: str | None = None  # the acting instance's name, when known
+    # When a held lease runs out unless renewed (monotonic seconds): acting past it would
+    # overlap with a successor's actions.
+    valid_until: float | None = None
+
+
+@dataclass(frozen=True)
+class FloatingIpState:
+    """A site's floating IP and its web VMs, read from that site's own Neutron and probes."""
+
+    attached_vm: str | None  # web VM the floating IP is associated with, None if unattached
+    vm_probes: Mapping[str, SiteProbe] = field(default_factory=dict)  # direct probe per VM
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything one round saw; taken_at is when the round started reading."""
+
+    taken_at: float
+    probes: Mapping[str, SiteProbe]  # per site name, through its floating IP
+    cluster: ClusterState | None  # None: no site's Patroni answered
+    dns: DnsRecord | None  # None: the record could not be read
+    lease: LeaseState
+    # Per site with a floating_ip block whose Neutron answered this round.
+    floating_ips: Mapping[str, FloatingIpState] = field(default_factory=dict)

@@ -1,0 +1,303 @@
+"""The operator commands behind the CLI: `status` and planned switchover/failback.
+
+They observe exactly as a daemon round does, but never take the lease: a running daemon
+keeps acting, and everything here that writes is safe beside it (Patroni refuses a
+switchover from a leader that is no longer the leader; DNS writes are compare-and-swap
+and write the same value the daemon would).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from .config import Config
+from .daemon import Adapters, Daemon
+from .decide import Refusal, Switchover, SwitchReason, plan_switchover, to_event
+from .journal import Journal, read_tail
+from .model import LeaseStatus, Member, MemberRole, Observation
+from .ports import ActuatorError, DnsConflictError
+
+Say = Callable[[str], None]
+
+# --- status --------------------------------------------------------------------------------
+
+
+def _member(member: Member) -> dict[str, Any]:
+    return {
+        "name": member.name,
+        "site": member.site,
+        "role": str(member.role),
+        "state": member.state,
+        "lag_bytes": member.lag_bytes,
+        "timeline": member.timeline,
+    }
+
+
+def status_report(
+    config: Config, observation: Observation, events: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """What `status --json` prints: one observation plus the journal's last events."""
+    dns = observation.dns
+    active = None
+    if dns is not None:
+        for site in config.sites:
+            if dns.addresses == frozenset({site.address}):
+                active = site.name
+    cluster = observation.cluster
+    leader = cluster.leader if cluster else None
+    sites = []
+    for site in config.sites:
+        probe = observation.probes.get(site.name)
+        sites.append(
+            {
+                "name": site.name,
+                "address": site.address,
+                "preferred": site.name == config.preferred_site,
+                "active": site.name == active,
+                "probe": None
+                if probe is None
+                else {"ok": probe.ok, "latency": probe.latency, "error": probe.error},
+                "floating_ip": (
+                    None
+                    if site.name not in observation.floating_ips
+                    else {
+                        "attached_vm": observation.floating_ips[site.name].attached_vm,
+                        "vms": {
+                            vm: {"ok": p.ok, "error": p.error}
+                            for vm, p in observation.floating_ips[site.name].vm_probes.items()
+                        },
+                    }
+                ),
+            }
+        )
+    return {
+        "sites": sites,
+        "cluster_readable": cluster is not None,
+        "leader": _member(leader) if leader else None,
+        "members": [_member(m) for m in cluster.members] if cluster else [],
+        "dns": None
+        if dns is None
+        else {
+            "name": dns.name,
+            "addresses": sorted(dns.addresses),
+            "ttl": dns.ttl,
+            "site": active,
+        },
+        "lease": {"status": str(observation.lease.status), "holder": observation.lease.holder},
+        "events": list(events),
+    }
+
+
+def _lag(member: Mapping[str, Any]) -> str:
+    if member["role"] == str(MemberRole.LEADER):
+        return "-"
+    lag = member["lag_bytes"]
+    return "unknown" if lag is None else f"{lag} B"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def event_summary(event: Mapping[str, Any]) -> str:
+    """One line for an event in `status`, whatever its kind."""
+    name = str(event.get("event", "?"))
+    if name == "state_change":
+        return f"{event.get('what')}: {event.get('from')} -> {event.get('to')}"
+    text = event.get("error") or event.get("detail") or event.get("reason") or ""
+    kind = event.get("kind") or event.get("condition") or ""
+    if kind == "refusal":  # the event name says it already
+        kind = ""
+    parts = [str(p) for p in (kind, text) if p]
+    if event.get("dry_run") and name == "decision":
+        parts.insert(0, "(dry run)")
+    if not parts:
+        rest = {k: v for k, v in event.items() if k not in ("ts", "time", "event")}
+        parts = [", ".join(f"{k}={v}" for k, v in rest.items())]
+    return " ".join(parts)
+
+
+def format_status(report: Mapping[str, Any]) -> str:
+    lines = []
+    site_rows = [["SITE", "ADDRESS", "PROBE", "PUBLIC NAME", ""]]
+    for site in report["sites"]:
+        probe = site["probe"]
+        if probe is None:
+            seen = "not probed"
+        elif probe["ok"]:
+            seen = f"ok {probe['latency'] * 1000:.0f} ms"
+        else:
+            seen = f"FAILING: {probe['error']}"
+        note = "preferred" if site["preferred"] else ""
+        site_rows.append(
+            [site["name"], site["address"], seen, "here" if site["active"] else "", note]
+        )
+    lines += _table(site_rows)
+    lines.append("")
+    leader = report["leader"]
+    if not report["cluster_readable"]:
+        lines.append("database: Patroni unreadable at every site")
+    else:
+        where = f"{leader['name']} at {leader['site']}" if leader else "NO LEADER"
+        lines.append(f"database leader: {where}")
+        rows = [["MEMBER", "SITE", "ROLE", "STATE", "LAG", "TIMELINE"]]
+        for m in report["members"]:
+            timeline = "-" if m["timeline"] is None else str(m["timeline"])
+            rows.append([m["name"], m["site"] or "?", m["role"], m["state"], _lag(m), timeline])
+        lines += ["  " + line for line in _table(rows)]
+    lines.append("")
+    dns = report["dns"]
+    if dns is None:
+        lines.append("public name: unreadable")
+    else:
+        target = ", ".join(dns["addresses"]) or "no address"
+        site = f" ({dns['site']})" if dns["site"] else " (neither site)"
+        ttl = f", ttl {dns['ttl']} s" if dns["ttl"] is not None else ""
+        lines.append(f"public name: {dns['name']} -> {target}{site}{ttl}")
+    lease = report["lease"]
+    if lease["status"] == str(LeaseStatus.ETCD_UNREACHABLE):
+        lines.append("acting instance: unknown (etcd quorum unreachable)")
+    else:
+        lines.append(f"acting instance: {lease['holder'] or 'none (no daemon holds the lease)'}")
+    lines.append("")
+    lines.append("recent events:" if report["events"] else "recent events: none")
+    for event in report["events"]:
+        lines.append(f"  {event.get('time', '?')}  {event.get('event')}  {event_summary(event)}")
+    return "\n".join(lines)
+
+
+async def status(
+    config: Config, adapters: Adapters, events: int
+) -> tuple[Observation, dict[str, Any]]:
+    observation = await Daemon(config, adapters).observe(take_lease=False)
+    return observation, status_report(config, observation, read_tail(config.journal, events))
+
+
+# --- planned switchover --------------------------------------------------------------------
+
+
+def describe_plan(plan: Switchover, config: Config) -> str:
+    address = config.site(plan.to_site).address
+    return (
+        f"switch the database leader from {plan.leader} ({plan.from_site}) to "
+        f"{plan.candidate} ({plan.to_site}), then point {config.dns.record} at {address}"
+    )
+
+
+class _Steps:
+    """Journal (when it can be written) and tell the operator, each step."""
+
+    def __init__(self, journal: Journal | None, say: Say, warn: Say) -> None:
+        self.journal, self.say, self.warn = journal, say, warn
+
+    def __call__(self, event: str, fields: Mapping[str, Any], message: str, *, bad: bool) -> None:
+        if self.journal is not None:
+            try:
+                self.journal.append(event, fields)
+            except OSError as exc:
+                self.warn(f"warning: cannot write the journal: {exc}")
+        (self.warn if bad else self.say)(message)
+
+
+async def planned_switchover(
+    config: Config,
+    adapters: Adapters,
+    target: str,
+    *,
+    reason: SwitchReason = "planned",
+    journal: Journal | None,
+    confirm: Callable[[Switchover], bool],
+    say: Say,
+    warn: Say,
+) -> int:
+    """Refuse unless `target` is healthy and in sync; else switch over, wait for the new
+    leader, then move the public name. Returns the CLI exit status (0 done, 1 not)."""
+    step = _Steps(journal, say, warn)
+    daemon = Daemon(config, adapters)
+    observation = await daemon.observe(take_lease=False)
+    plan = plan_switchover(observation, target, config, daemon.clock.monotonic(), reason=reason)
+    if isinstance(plan, Refusal):
+        step(
+            "switchover_refused",
+            {"to_site": target, "requested": reason, **to_event(plan)},
+            f"refused: {plan.reason}",
+            bad=True,
+        )
+        return 1
+    say(f"plan: {describe_plan(plan, config)}")
+    if not confirm(plan):
+        warn("not confirmed: nothing changed")
+        return 1
+    event = to_event(plan)
+    step("switchover_requested", event, "asking Patroni to switch over...", bad=False)
+    try:
+        await adapters.patroni.switchover(plan)
+    except ActuatorError as exc:
+        step("switchover_failed", {**event, "error": str(exc)}, f"failed: {exc}", bad=True)
+        return 1
+    step(
+        "switchover_done",
+        event,
+        f"the leader is now {plan.candidate} at {plan.to_site}",
+        bad=False,
+    )
+    return await _point_name(config, adapters, plan.to_site, step)
+
+
+async def _point_name(config: Config, adapters: Adapters, site: str, step: _Steps) -> int:
+    address = config.site(site).address
+    fields: dict[str, Any] = {"site": site, "address": address, "name": config.dns.record}
+    for _ in range(3):  # a conflict means someone (the daemon) wrote meanwhile: re-read
+        record = await adapters.dns.read()
+        if record is None:
+            step(
+                "dns_failed",
+                {**fields, "error": "unreadable"},
+                "cannot read the public name",
+                bad=True,
+            )
+            return 1
+        if record.addresses == frozenset({address}):
+            step(
+                "dns_pointed",
+                {**fields, "already": True},
+                f"{config.dns.record} already points at {address}",
+                bad=False,
+            )
+            return 0
+        try:
+            await adapters.dns.point(address, record.addresses)
+        except DnsConflictError:
+            continue
+        except ActuatorError as exc:
+            step(
+                "dns_failed",
+                {**fields, "error": str(exc)},
+                f"moving the name failed: {exc}",
+                bad=True,
+            )
+            return 1
+        step(
+            "dns_pointed",
+            {**fields, "previous": sorted(record.addresses)},
+            f"{config.dns.record} now points at {address} ({site}) [{_now()}]",
+            bad=False,
+        )
+        return 0
+    step(
+        "dns_failed",
+        {**fields, "error": "kept changing"},
+        "the public name kept changing under us; check `status`",
+        bad=True,
+    )
+    return 1
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,272 @@
+"""The installed `nmpi-failover` command, run as operators run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from failover_services import (
+    CASTOR_IP,
+    JUSUF_IP,
+    EtcdMember,
+    World,
+    build_world,
+    etcd,  # noqa: F401 - fixture
+    free_port,
+    write_config,
+)
+from failover_testkit import EXAMPLE, lab_files
+from nmpi_failover.journal import read_tail
+
+COMMAND = Path(sys.executable).parent / "nmpi-failover"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(COMMAND), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Path:
+    lab_files(tmp_path)
+    path = tmp_path / "lab.yaml"
+    path.write_text(EXAMPLE.read_text())
+    return path
+
+
+def test_check_config_accepts_the_example(lab: Path) -> None:
+    result = run("check-config", "--config", str(lab))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"config OK: {lab}")
+    assert "castor (192.0.2.10, preferred)" in result.stdout
+    assert "rfc2136 via 10.30.0.53:53" in result.stdout
+
+
+def test_check_config_reads_the_environment_default(lab: Path) -> None:
+    result = run("check-config", env={"NMPI_FAILOVER_CONFIG": str(lab)})
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_config_rejects_with_exit_2_and_names_every_key(lab: Path) -> None:
+    text = lab.read_text().replace("preferred_site: castor", "preferred_site: castr")
+    broken = lab.with_name("broken.yaml")
+    broken.write_text(text)
+    result = run("check-config", "-c", str(broken))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"config invalid: {broken}",
+        "  preferred_site: 'castr' is not one of the sites (castor, jusuf)",
+    ]
+
+
+def test_check_config_of_a_missing_file_exits_2(tmp_path: Path) -> None:
+    result = run("check-config", "-c", str(tmp_path / "absent.yaml"))
+    assert result.returncode == 2
+    assert "cannot read" in result.stderr
+
+
+def test_help_teaches() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for text in (
+        "floating IPs",
+        "never fails back by itself",
+        "watch",
+        "status",
+        "switchover",
+        "failback",
+        "check-config",
+        "examples:",
+        "nmpi-failover switchover --to jusuf",
+        "exit status: 0 success, 1 failure or refusal, 2 invalid configuration",
+    ):
+        assert text in result.stdout
+
+
+def test_switchover_requires_a_target() -> None:
+    result = run("switchover")
+    assert result.returncode == 2
+    assert "--to" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["watch", "status", "switchover", "failback"])
+def test_every_command_has_examples(command: str) -> None:
+    result = run(command, "--help")
+    assert result.returncode == 0
+    assert "examples:" in result.stdout
+    assert f"nmpi-failover {command}" in result.stdout
+
+
+# --- against nothing: every service unreachable on loopback ----------------------------------
+
+
+@pytest.fixture
+def nowhere(tmp_path: Path) -> Path:
+    """A valid config whose every endpoint is a closed loopback port."""
+
+    def closed() -> str:
+        return f"127.0.0.1:{free_port()}"
+
+    return write_config(
+        tmp_path / "nowhere",
+        probe_urls=(f"https://{closed()}/readyz", f"https://{closed()}/readyz"),
+        patroni_urls=([f"http://{closed()}"], [f"http://{closed()}"]),
+        etcd_urls=[f"http://{closed()}"],
+        dns_port=free_port(),
+    )
+
+
+def test_status_json_reports_what_it_cannot_see(nowhere: Path) -> None:
+    start = time.monotonic()
+    result = run("status", "--json", "-c", str(nowhere))
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - start < 10
+    report = json.loads(result.stdout)
+    assert [s["name"] for s in report["sites"]] == ["castor", "jusuf"]
+    assert all(not s["probe"]["ok"] for s in report["sites"])
+    assert report["sites"][0]["probe"]["error"].startswith("connect")
+    assert report["cluster_readable"] is False
+    assert report["leader"] is None
+    assert report["dns"] is None
+    assert report["lease"] == {"status": "etcd_unreachable", "holder": None}
+    assert report["events"] == []
+
+
+def test_status_table_says_what_is_unreadable(nowhere: Path) -> None:
+    result = run("status", "-c", str(nowhere))
+    assert result.returncode == 0, result.stderr
+    assert "castor" in result.stdout
+    assert "FAILING: connect" in result.stdout
+    assert "database: Patroni unreadable at every site" in result.stdout
+    assert "public name: unreadable" in result.stdout
+    assert "acting instance: unknown (etcd quorum unreachable)" in result.stdout
+
+
+def test_switchover_is_refused_with_the_reason_and_journaled(nowhere: Path) -> None:
+    result = run("switchover", "--to", "jusuf", "--yes", "-c", str(nowhere))
+    assert result.returncode == 1
+    assert "refused: Patroni cluster state unreadable at every site" in result.stderr
+    events = read_tail(nowhere.parent / "journal.jsonl", 10)
+    assert [e["event"] for e in events] == ["switchover_refused"]
+    assert events[0]["to_site"] == "jusuf"
+
+
+def test_switchover_to_an_unknown_site_is_refused(nowhere: Path) -> None:
+    result = run("switchover", "--to", "pollux", "--yes", "-c", str(nowhere))
+    assert result.returncode == 1
+    assert "unknown site 'pollux'; the sites are castor, jusuf" in result.stderr
+
+
+def test_watch_dry_run_stops_gracefully_on_sigterm(nowhere: Path) -> None:
+    config = nowhere.read_text()
+    listen = next(line.split(": ")[1] for line in config.splitlines() if "metrics_listen" in line)
+    process = subprocess.Popen(
+        [str(COMMAND), "watch", "--dry-run", "-c", str(nowhere)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        metrics = ""
+        deadline = time.monotonic() + 20
+        while "nmpi_failover_site_up" not in metrics and time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                metrics = httpx.get(f"http://{listen}/metrics", trust_env=False).text
+            except httpx.HTTPError:
+                continue
+        time.sleep(1.5)  # a round or two
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert 'nmpi_failover_site_up{site="castor"} 0.0' in metrics
+    logs = [json.loads(line) for line in stderr.splitlines()]
+    assert logs[0]["message"] == "started"
+    assert logs[0]["dry_run"] is True
+    assert logs[-1]["message"] == "stopped, lease released"
+    alarms = [log for log in logs if log.get("condition") == "etcd_unreachable"]
+    assert len(alarms) == 1  # logged when raised, not every round
+    assert alarms[0]["level"] == "WARNING"
+    events = [e["event"] for e in read_tail(nowhere.parent / "journal.jsonl", 100)]
+    assert events[0] == "started"
+    assert events[-1] == "stopped"
+    assert "decision" in events
+
+
+# --- against the loopback world: a planned switchover and a failback --------------------------
+
+
+@pytest.fixture
+def world(tmp_path: Path, etcd: EtcdMember) -> Iterator[World]:  # noqa: F811
+    yield from build_world(tmp_path, etcd.url)
+
+
+def test_switchover_and_failback_move_leader_and_name(world: World, tmp_path: Path) -> None:
+    import yaml
+
+    config = tmp_path / "config" / "config.yaml"
+    assert yaml.safe_load(config.read_text())["dns"]["rfc2136"]["port"] == world.bind.port
+
+    status = run("status", "-c", str(config))
+    assert status.returncode == 0, status.stderr
+    assert "database leader: castor-db-1 at castor" in status.stdout
+    assert f"public name: nmpi.lab.example. -> {CASTOR_IP} (castor), ttl 30 s" in status.stdout
+
+    unconfirmed = run("switchover", "--to", "jusuf", "-c", str(config))  # stdin is no tty
+    assert unconfirmed.returncode == 1
+    assert "pass --yes" in unconfirmed.stderr
+    assert world.cluster.posts == []
+
+    done = run("switchover", "--to", "jusuf", "--yes", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    assert "plan: switch the database leader from castor-db-1 (castor) to jusuf-db-1" in done.stdout
+    assert f"now points at {JUSUF_IP} (jusuf)" in done.stdout
+    assert world.cluster.posts[0]["path"] == "/switchover"
+    assert world.bind.query() == {JUSUF_IP}
+
+    again = run("switchover", "--to", "jusuf", "--yes", "-c", str(config))
+    assert again.returncode == 1
+    assert "refused: the leader jusuf-db-1 is already at jusuf" in again.stderr
+
+    world.castor.status = 503
+    refused = run("failback", "--yes", "-c", str(config))
+    assert refused.returncode == 1
+    assert "refused: castor does not serve healthy (HTTP 503 Service Unavailable)" in refused.stderr
+    world.castor.status = 200
+    back = run("failback", "--yes", "-c", str(config))
+    assert back.returncode == 0, back.stderr
+    assert world.cluster.leader == "castor-db-1"
+    assert world.bind.query() == {CASTOR_IP}
+
+    events = [e["event"] for e in world.events()]
+    assert events == [
+        "switchover_requested",
+        "switchover_done",
+        "dns_pointed",
+        "switchover_refused",
+        "switchover_refused",
+        "switchover_requested",
+        "switchover_done",
+        "dns_pointed",
+    ]
+    status = run("status", "--events", "3", "-c", str(config))
+    assert "recent events:" in status.stdout
+    assert "dns_pointed" in status.stdout

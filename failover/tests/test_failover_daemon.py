@@ -1,0 +1,169 @@
+"""The daemon loop wired to real DNS (BIND9), real etcd and real HTTPS probes; only Patroni
+is an in-process fake (the integration harness runs the real one).
+
+Rounds are driven one by one (`run_round`), so a scenario takes as long as its reads, not
+its intervals; `serve` is run once for real, with its metrics endpoint and shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from failover_services import (
+    CASTOR_IP,
+    JUSUF_IP,
+    EtcdMember,
+    World,
+    build_world,
+    etcd,  # noqa: F401 - fixture
+)
+from nmpi_failover.adapters.etcd_lease import EtcdLease
+from nmpi_failover.daemon import Daemon, RoundResult, serve
+from nmpi_failover.model import LeaseState, LeaseStatus
+
+
+@pytest.fixture
+def world(tmp_path: Path, etcd: EtcdMember) -> Iterator[World]:  # noqa: F811
+    yield from build_world(tmp_path, etcd.url)
+
+
+def rounds(daemon: Daemon, count: int) -> list[RoundResult]:
+    async def run() -> list[RoundResult]:
+        return [await daemon.run_round() for _ in range(count)]
+
+    return asyncio.run(run())
+
+
+def kinds(results: list[RoundResult]) -> list[str]:
+    return [f"{r.decision.kind}:{r.outcome}" for r in results]
+
+
+def test_dry_run_decides_but_does_not_act(world: World) -> None:
+    daemon = world.daemon(dry_run=True)
+    world.castor.status = 503  # the leader's site stops serving
+    results = rounds(daemon, 5)
+    assert kinds(results) == [
+        "no_action:none",  # 1 failed probe: suspect
+        "switchover:dry_run",  # 2 = failures_to_down: would switch over
+        "switchover:dry_run",
+        "switchover:dry_run",
+        "switchover:dry_run",
+    ]
+    assert world.cluster.posts == []  # Patroni was never asked
+    assert world.cluster.leader == "castor-db-1"
+    assert world.bind.query() == {CASTOR_IP}  # DNS untouched
+    decisions = world.events("decision")
+    assert len(decisions) == 1  # journaled once, not every round
+    assert decisions[0]["kind"] == "switchover"
+    assert decisions[0]["dry_run"] is True
+    assert decisions[0]["candidate"] == "jusuf-db-1"
+    assert world.events("action") == []
+    metrics = daemon.metrics.render().decode()
+    assert 'nmpi_failover_switches_total{reason="leader_site_down"} 0.0' in metrics
+    assert "nmpi_failover_acting_leader 1.0" in metrics  # dry run still takes the lease
+
+
+def test_a_real_run_switches_over_then_moves_dns_and_never_fails_back(world: World) -> None:
+    daemon = world.daemon(dry_run=False)
+    standby = world.daemon(dry_run=False, instance="witness-2")  # a second instance
+    world.castor.status = 503
+    results = []
+    for _ in range(5):
+        results += rounds(daemon, 1)
+        assert rounds(standby, 1)[0].outcome == "none"  # never acts: no lease
+    assert kinds(results) == [
+        "no_action:none",
+        "switchover:done",  # unplanned: /failover to jusuf's Patroni, waited for the leader
+        "point_dns:done",  # next round: the name follows the leader
+        "no_action:none",
+        "no_action:none",
+    ]
+    assert [p["path"] for p in world.cluster.posts] == ["/failover"]
+    assert world.cluster.leader == "jusuf-db-1"
+    assert world.bind.query() == {JUSUF_IP}
+    assert results[-1].decision.reason.startswith("converged: leader and public name at jusuf")
+
+    world.castor.status = 200  # castor recovers: the daemon stays at jusuf
+    assert kinds(rounds(daemon, 3)) == ["no_action:none"] * 3
+    assert world.bind.query() == {JUSUF_IP}
+
+    done = [e["kind"] for e in world.events("action_done")]
+    assert done == ["switchover", "point_dns"]
+    changes = {(e["what"], e["to"]) for e in world.events("state_change")}
+    assert ("leader", "jusuf-db-1 at jusuf") in changes
+    assert ("dns", JUSUF_IP) in changes
+    assert ("site.castor", "down") in changes
+    metrics = daemon.metrics.render().decode()
+    assert 'nmpi_failover_switches_total{reason="leader_site_down"} 1.0' in metrics
+    assert 'nmpi_failover_active_site{site="jusuf"} 1.0' in metrics
+    asyncio.run(daemon.shutdown())
+    asyncio.run(standby.shutdown())
+
+
+@pytest.fixture
+def world_dns_elsewhere(tmp_path: Path, etcd: EtcdMember) -> Iterator[World]:  # noqa: F811
+    yield from build_world(tmp_path, etcd.url, dns_at=JUSUF_IP)
+
+
+def test_the_name_converges_onto_the_leaders_site(world_dns_elsewhere: World) -> None:
+    world = world_dns_elsewhere
+    daemon = world.daemon(dry_run=False)
+    assert kinds(rounds(daemon, 2)) == ["point_dns:done", "no_action:none"]
+    assert world.bind.query() == {CASTOR_IP}
+    assert world.cluster.posts == []
+
+
+def test_losing_the_lease_while_acting_aborts_the_action(world: World) -> None:
+    world.cluster.promote_delay = 5.0  # Patroni takes its time
+    daemon = world.daemon(dry_run=False)
+    world.castor.status = 503
+    intruder = EtcdLease(world.config, name="intruder")
+    etcd_url = world.config.etcd.endpoints[0]
+
+    async def scenario() -> RoundResult:
+        await daemon.run_round()  # suspect
+        acting = asyncio.create_task(daemon.run_round())  # switchover under way
+        while not world.cluster.posts:
+            await asyncio.sleep(0.05)
+        lease = daemon.adapters.lease
+        assert isinstance(lease, EtcdLease)
+        async with httpx.AsyncClient(trust_env=False) as client:  # someone revokes it
+            await client.post(f"{etcd_url}/v3/lease/revoke", json={"ID": str(lease.lease_id)})
+        assert (await intruder.refresh()).status is LeaseStatus.HELD
+        return await acting
+
+    result = asyncio.run(scenario())
+    assert result.outcome == "aborted"
+    assert [e["kind"] for e in world.events("action_aborted")] == ["switchover"]
+    asyncio.run(intruder.release())
+
+
+def test_serve_exposes_metrics_and_releases_the_lease_on_stop(world: World) -> None:
+    host, port = world.config.listen_host_port
+
+    async def scenario() -> str:
+        stop_event = asyncio.Event()
+        task = asyncio.create_task(
+            serve(world.config, dry_run=True, instance="witness-1", stop=stop_event,
+                  handle_signals=False)
+        )  # fmt: skip
+        await asyncio.sleep(1.5)  # two rounds
+        async with httpx.AsyncClient(trust_env=False) as client:
+            text = (await client.get(f"http://{host}:{port}/metrics")).text
+        stop_event.set()
+        await asyncio.wait_for(task, 5)
+        return text
+
+    text = asyncio.run(scenario())
+    assert 'nmpi_failover_site_up{site="castor"} 1.0' in text
+    assert "nmpi_failover_acting_leader 1.0" in text
+    names = [e["event"] for e in world.events()]
+    assert names[0] == "started"
+    assert names[-1] == "stopped"
+    # Released: the key is gone, nobody holds the lease.
+    peek = asyncio.run(EtcdLease(world.config, name="status").peek())
+    assert peek == LeaseState(LeaseStatus.NOT_HELD)

@@ -1,0 +1,674 @@
+"""The decision logic, driven round by round on a fake clock against a fake world.
+
+The scenario table runs the whole observe -> decide -> act loop: the fake world applies each
+decision the way Patroni and DNS would (the leader moves some rounds after a switchover is
+asked for; DNS changes only if the compare-and-swap prerequisite holds), so "exactly one
+switch" is checked over many rounds, not one call.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+from failover_testkit import (
+    ADDRESS,
+    CASTOR_IP,
+    IN_SYNC,
+    INTERVAL,
+    JUSUF_IP,
+    LAGGING,
+    MEMBER,
+    Replica,
+    cluster,
+    held,
+    make_config,
+    observation,
+    probe,
+)
+from nmpi_failover.config import Config
+from nmpi_failover.decide import (
+    Alarm,
+    Decision,
+    Memory,
+    MoveFloatingIp,
+    NoAction,
+    PendingSwitchover,
+    PointDns,
+    Refusal,
+    Switchover,
+    decide,
+    is_action,
+    plan_failback,
+    plan_switchover,
+    to_event,
+)
+from nmpi_failover.health import SiteStatus
+from nmpi_failover.model import (
+    ClusterState,
+    DnsRecord,
+    FloatingIpState,
+    LeaseState,
+    LeaseStatus,
+    Member,
+    MemberRole,
+    Observation,
+    SiteProbe,
+)
+
+CONFIG = make_config()
+READ_TIME = 0.3  # how long a round takes to read everything before deciding
+
+
+class FakeClock:
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeWorld:
+    """Patroni and the DNS server as the controller sees them, reacting to its actions."""
+
+    def __init__(self, leader: str, dns: str, replica: Replica, promote_after: int) -> None:
+        self.leader, self.dns, self.replica = leader, dns, replica
+        self.promote_after = promote_after
+        self._promoting: tuple[str, int] | None = None
+
+    def observe(self, now: float, castor: bool, jusuf: bool, lease: LeaseState) -> Observation:
+        if self._promoting is not None:
+            target, rounds_left = self._promoting
+            if rounds_left <= 1:
+                self.leader, self._promoting = target, None
+                self.replica = IN_SYNC  # the old leader rejoins (pg_rewind) as sync standby
+            else:
+                self._promoting = (target, rounds_left - 1)
+        return observation(
+            now,
+            castor=castor,
+            jusuf=jusuf,
+            leader=self.leader,
+            replica=self.replica,
+            dns=self.dns,
+            lease=lease,
+        )
+
+    def act(self, decision: Decision) -> None:
+        if isinstance(decision, Switchover):
+            self._promoting = (decision.to_site, self.promote_after)
+        elif isinstance(decision, PointDns):
+            # The compare-and-swap: the update only applies over the value the decision saw.
+            assert decision.expected_current == frozenset({ADDRESS[self.dns]})
+            self.dns = decision.site
+
+
+def lease_for(code: str, now: float) -> LeaseState:
+    return {
+        "H": held(now),
+        "L": LeaseState(LeaseStatus.NOT_HELD, holder="witness-2"),
+        "E": LeaseState(LeaseStatus.ETCD_UNREACHABLE),
+    }[code]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    castor: str  # one character per round: + probe ok, - probe failed
+    jusuf: str
+    switchovers: int
+    actions: int  # every decision that changes something, switchovers included
+    final_dns: str
+    final_leader: str
+    leader: str = "castor"
+    dns: str = "castor"
+    replica: Replica = IN_SYNC
+    lease: str | None = None  # per round: H held, L lost to another instance, E etcd gone
+    promote_after: int = 1  # rounds Patroni takes to promote
+    alarm: str | None = None  # an alarm condition that must have been raised
+
+
+SCENARIOS = [
+    Scenario(
+        "blip shorter than the threshold",
+        castor="++--++++++",
+        jusuf="++++++++++",
+        switchovers=0,
+        actions=0,
+        final_dns="castor",
+        final_leader="castor",
+    ),
+    Scenario(
+        "sustained leader-site failure",
+        castor="++------------",
+        jusuf="++++++++++++++",
+        switchovers=1,
+        actions=2,
+        final_dns="jusuf",
+        final_leader="jusuf",
+    ),
+    Scenario(
+        "sustained failure with a slow Patroni promotion",
+        castor="++------------",
+        jusuf="++++++++++++++",
+        promote_after=4,
+        switchovers=1,
+        actions=2,
+        final_dns="jusuf",
+        final_leader="jusuf",
+    ),
+    Scenario(
+        "both sites down",
+        castor="++--------",
+        jusuf="++--------",
+        switchovers=0,
+        actions=0,
+        final_dns="castor",
+        final_leader="castor",
+        alarm="both_sites_down",
+    ),
+    Scenario(
+        "healthy castor with the leader at jusuf stays at jusuf",
+        castor="++++++++++",
+        jusuf="++++++++++",
+        leader="jusuf",
+        dns="jusuf",
+        switchovers=0,
+        actions=0,
+        final_dns="jusuf",
+        final_leader="jusuf",
+    ),
+    Scenario(
+        "castor recovers after a failover: no automatic failback",
+        castor="++------++++++++",
+        jusuf="++++++++++++++++",
+        switchovers=1,
+        actions=2,
+        final_dns="jusuf",
+        final_leader="jusuf",
+    ),
+    Scenario(
+        "leader at jusuf and jusuf fails: switch to castor",
+        castor="++++++++++",
+        jusuf="++--------",
+        leader="jusuf",
+        dns="jusuf",
+        switchovers=1,
+        actions=2,
+        final_dns="castor",
+        final_leader="castor",
+    ),
+    Scenario(
+        "a lost lease stops actions",
+        castor="++--------",
+        jusuf="++++++++++",
+        lease="HHLLLLLLLL",
+        switchovers=0,
+        actions=0,
+        final_dns="castor",
+        final_leader="castor",
+    ),
+    Scenario(
+        "lost etcd quorum stops actions",
+        castor="++--------",
+        jusuf="++++++++++",
+        lease="HHEEEEEEEE",
+        switchovers=0,
+        actions=0,
+        final_dns="castor",
+        final_leader="castor",
+        alarm="etcd_unreachable",
+    ),
+    Scenario(
+        "regaining the lease resumes acting",
+        castor="++----------",
+        jusuf="++++++++++++",
+        lease="HHLLLHHHHHHH",
+        switchovers=1,
+        actions=2,
+        final_dns="jusuf",
+        final_leader="jusuf",
+    ),
+    Scenario(
+        "a lagging replica blocks the switchover",
+        castor="++--------",
+        jusuf="++++++++++",
+        replica=LAGGING,
+        switchovers=0,
+        actions=0,
+        final_dns="castor",
+        final_leader="castor",
+        alarm="replica_not_in_sync",
+    ),
+    Scenario(
+        "a stopped replica blocks the switchover",
+        castor="++--------",
+        jusuf="++++++++++",
+        replica=Replica(state="stopped"),
+        switchovers=0,
+        actions=0,
+        final_dns="castor",
+        final_leader="castor",
+        alarm="replica_not_in_sync",
+    ),
+    Scenario(
+        "a replica on an old timeline blocks the switchover",
+        castor="++--------",
+        jusuf="++++++++++",
+        replica=Replica(timeline=6),
+        switchovers=0,
+        actions=0,
+        final_dns="castor",
+        final_leader="castor",
+        alarm="replica_not_in_sync",
+    ),
+]
+
+
+def run(scenario: Scenario, config: Config = CONFIG) -> tuple[list[Decision], FakeWorld]:
+    clock = FakeClock()
+    world = FakeWorld(scenario.leader, scenario.dns, scenario.replica, scenario.promote_after)
+    memory = Memory.start(config)
+    leases = scenario.lease or "H" * len(scenario.castor)
+    decisions: list[Decision] = []
+    for castor, jusuf, lease in zip(scenario.castor, scenario.jusuf, leases, strict=True):
+        clock.advance(INTERVAL)
+        obs = world.observe(clock.now, castor == "+", jusuf == "+", lease_for(lease, clock.now))
+        memory = memory.observe(obs)
+        clock.advance(READ_TIME)
+        decision = decide(obs, memory, config, clock.now)
+        world.act(decision)
+        memory = memory.acted(decision, clock.now)
+        decisions.append(decision)
+    return decisions, world
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_scenario(scenario: Scenario) -> None:
+    decisions, world = run(scenario)
+    switchovers = [d for d in decisions if isinstance(d, Switchover)]
+    assert len(switchovers) == scenario.switchovers, decisions
+    assert sum(is_action(d) for d in decisions) == scenario.actions, decisions
+    assert world.dns == scenario.final_dns
+    assert world.leader == scenario.final_leader
+    if scenario.alarm:
+        assert scenario.alarm in {d.condition for d in decisions if isinstance(d, Alarm)}
+    # Converged at the end: the last round changes nothing.
+    assert not is_action(decisions[-1])
+
+
+def test_switchover_comes_on_the_nth_consecutive_failure() -> None:
+    decisions, _ = run(SCENARIOS[1])
+    first = next(i for i, d in enumerate(decisions) if isinstance(d, Switchover))
+    assert first == 2 + CONFIG.failures_to_down - 1  # two good rounds, then N failures
+    switch = decisions[first]
+    assert isinstance(switch, Switchover)
+    assert (switch.from_site, switch.to_site) == ("castor", "jusuf")
+    assert (switch.leader, switch.candidate) == (MEMBER["castor"], MEMBER["jusuf"])
+    assert switch.reason == "leader_site_down"
+    assert not switch.planned
+    # The next round waits for Patroni, the one after moves the name.
+    assert isinstance(decisions[first + 1], PointDns)
+
+
+def test_failures_to_down_comes_from_the_config() -> None:
+    config = make_config(failures_to_down=5)
+    decisions, _ = run(SCENARIOS[1], config)
+    first = next(i for i, d in enumerate(decisions) if isinstance(d, Switchover))
+    assert first == 2 + 5 - 1
+
+
+# --- single rounds -------------------------------------------------------------------------
+
+T = 5000.0
+
+
+def history(castor: str = "", jusuf: str = "", config: Config = CONFIG) -> Memory:
+    """Memory after earlier rounds with these probe results, the last ending before T."""
+    memory = Memory.start(config)
+    rounds = max(len(castor), len(jusuf))
+    for i in range(rounds):
+        c = castor[i] == "+" if i < len(castor) else True
+        j = jusuf[i] == "+" if i < len(jusuf) else True
+        memory = memory.observe(observation(T - (rounds - i) * INTERVAL, castor=c, jusuf=j))
+    return memory
+
+
+def one_round(obs: Observation, memory: Memory | None = None, age: float = READ_TIME) -> Decision:
+    memory = (memory if memory is not None else Memory.start(CONFIG)).observe(obs)
+    return decide(obs, memory, CONFIG, obs.taken_at + age)
+
+
+CASTOR_DOWN = "++--"  # with this round's failure: three in a row
+
+
+def test_stale_observation_is_not_acted_on() -> None:
+    obs = observation(T, dns="jusuf")  # would need a DNS move
+    decision = one_round(obs, age=INTERVAL + 0.5)
+    assert isinstance(decision, NoAction)
+    assert "stale" in decision.reason
+
+
+def test_observation_one_interval_old_is_still_acted_on() -> None:
+    assert isinstance(one_round(observation(T, dns="jusuf"), age=INTERVAL), PointDns)
+
+
+def test_stale_observation_blocks_a_switchover_too() -> None:
+    obs = observation(T, castor=False)
+    decision = one_round(obs, history(CASTOR_DOWN), age=INTERVAL * 3)
+    assert isinstance(decision, NoAction)
+
+
+def test_observation_from_the_future_is_not_acted_on() -> None:
+    decision = one_round(observation(T, dns="jusuf"), age=-1.0)
+    assert isinstance(decision, NoAction)
+    assert "future" in decision.reason
+
+
+def test_dns_already_right_changes_nothing() -> None:
+    decision = one_round(observation(T, dns="castor"))
+    assert isinstance(decision, NoAction)
+    assert "converged" in decision.reason
+
+
+def test_dns_wrong_while_leader_site_healthy_points_it_with_compare_and_swap() -> None:
+    decision = one_round(observation(T, dns="jusuf"))
+    assert isinstance(decision, PointDns)
+    assert (decision.site, decision.address) == ("castor", CASTOR_IP)
+    assert decision.expected_current == frozenset({JUSUF_IP})  # the value observed
+
+
+def test_missing_dns_record_is_created_with_an_empty_prerequisite() -> None:
+    obs = observation(T)
+    obs = Observation(
+        obs.taken_at,
+        obs.probes,
+        obs.cluster,
+        DnsRecord("nmpi.lab.example.", frozenset()),
+        obs.lease,
+    )
+    decision = one_round(obs)
+    assert isinstance(decision, PointDns)
+    assert decision.expected_current == frozenset()
+
+
+def test_dns_with_extra_addresses_is_replaced() -> None:
+    obs = observation(T)
+    both = DnsRecord("nmpi.lab.example.", frozenset({CASTOR_IP, JUSUF_IP}))
+    obs = Observation(obs.taken_at, obs.probes, obs.cluster, both, obs.lease)
+    decision = one_round(obs)
+    assert isinstance(decision, PointDns)
+    assert decision.expected_current == frozenset({CASTOR_IP, JUSUF_IP})
+
+
+def test_unreadable_dns_raises_the_alarm() -> None:
+    decision = one_round(observation(T, dns=None))
+    assert isinstance(decision, Alarm)
+    assert decision.condition == "dns_unreadable"
+
+
+@pytest.mark.parametrize(
+    ("lease", "expected"),
+    [
+        pytest.param(
+            LeaseState(LeaseStatus.HELD, "witness-1", valid_until=T + 0.1), NoAction, id="expired"
+        ),
+        pytest.param(LeaseState(LeaseStatus.HELD, "witness-1"), NoAction, id="no-expiry-known"),
+        pytest.param(LeaseState(LeaseStatus.NOT_HELD, "witness-2"), NoAction, id="other-holds"),
+        pytest.param(LeaseState(LeaseStatus.ETCD_UNREACHABLE), Alarm, id="etcd-unreachable"),
+    ],
+)
+def test_lease_lost_mid_way_stops_actions(lease: LeaseState, expected: type) -> None:
+    # Everything else calls for a switchover; the lease ran out between observing and
+    # deciding (expired), or was never confirmed.
+    obs = observation(T, castor=False, lease=lease)
+    decision = one_round(obs, history(CASTOR_DOWN))
+    assert isinstance(decision, expected)
+    assert not is_action(decision)
+
+
+def test_without_cluster_state_nothing_moves() -> None:
+    decision = one_round(observation(T, dns="jusuf", no_cluster=True))
+    assert isinstance(decision, Alarm)
+    assert decision.condition == "cluster_unreadable"
+
+
+def test_without_a_leader_nothing_moves() -> None:
+    decision = one_round(observation(T, leader=None))
+    assert isinstance(decision, Alarm)
+    assert decision.condition == "no_leader"
+
+
+def test_two_leaders_count_as_none() -> None:
+    two = ClusterState(
+        tuple(Member(MEMBER[s], s, MemberRole.LEADER, "running", 0, 7) for s in MEMBER)
+    )
+    decision = one_round(observation(T, cluster_state=two))
+    assert isinstance(decision, Alarm)
+    assert decision.condition == "no_leader"
+
+
+def test_leader_outside_every_site_raises_the_alarm() -> None:
+    stranger = ClusterState((Member("db-9", None, MemberRole.LEADER, "running", 0, 7),))
+    decision = one_round(observation(T, cluster_state=stranger))
+    assert isinstance(decision, Alarm)
+    assert decision.condition == "leader_unmapped"
+
+
+@pytest.mark.parametrize(
+    ("before", "status"),
+    [
+        pytest.param("", SiteStatus.SUSPECT, id="first-probe-fails"),
+        pytest.param("++-", SiteStatus.SUSPECT, id="second-failure"),
+    ],
+)
+def test_leader_site_not_yet_down_waits(before: str, status: SiteStatus) -> None:
+    memory = history(before)
+    decision = one_round(observation(T, castor=False, dns="jusuf"), memory)
+    assert isinstance(decision, NoAction)
+    assert str(status) in decision.reason
+
+
+def test_observation_without_every_probe_is_not_acted_on() -> None:
+    obs = observation(T, dns="jusuf")
+    partial = Observation(
+        obs.taken_at, {"castor": obs.probes["castor"]}, obs.cluster, obs.dns, obs.lease
+    )
+    decision = one_round(partial)
+    assert isinstance(decision, NoAction)
+    assert "jusuf" in decision.reason
+
+
+def test_memory_must_hold_the_same_observation() -> None:
+    obs = observation(T)
+    with pytest.raises(ValueError, match=r"Memory\.observe"):
+        decide(obs, Memory.start(CONFIG), CONFIG, T + READ_TIME)
+
+
+def test_other_site_not_confirmed_healthy_blocks_the_switchover() -> None:
+    memory = history(CASTOR_DOWN, jusuf="+++-")  # jusuf failed once, just before this round
+    decision = one_round(observation(T, castor=False, jusuf=False), memory)
+    assert isinstance(decision, Alarm)
+    assert decision.condition == "standby_site_unhealthy"
+
+
+@pytest.mark.parametrize(
+    ("replica", "switches"),
+    [
+        pytest.param(Replica(role=MemberRole.REPLICA, lag=1000), True, id="lag-at-max"),
+        pytest.param(Replica(role=MemberRole.REPLICA, lag=1001), False, id="lag-over-max"),
+        pytest.param(Replica(role=MemberRole.REPLICA, lag=None), False, id="lag-unknown"),
+        pytest.param(Replica(role=MemberRole.SYNC_STANDBY, lag=10**9), True, id="sync-standby"),
+        pytest.param(Replica(role=MemberRole.QUORUM_STANDBY, lag=10**9), False, id="quorum-lag"),
+        pytest.param(Replica(state="running"), True, id="pre-patroni-3-running"),
+        pytest.param(Replica(state="starting"), False, id="starting"),
+    ],
+)
+def test_in_sync_rule(replica: Replica, switches: bool) -> None:
+    obs = observation(T, castor=False, replica=replica)
+    decision = one_round(obs, history(CASTOR_DOWN))
+    assert isinstance(decision, Switchover if switches else Alarm), decision
+
+
+def test_pending_switchover_is_not_asked_again_while_patroni_works() -> None:
+    memory = Memory(history(CASTOR_DOWN).health, PendingSwitchover("jusuf", T - 10))
+    decision = one_round(observation(T, castor=False), memory)
+    assert isinstance(decision, NoAction)
+    assert "waiting" in decision.reason
+
+
+def test_pending_switchover_is_asked_again_after_the_timeout() -> None:
+    old = T - CONFIG.switchover_timeout - 1
+    memory = Memory(history(CASTOR_DOWN).health, PendingSwitchover("jusuf", old))
+    decision = one_round(observation(T, castor=False), memory)
+    assert isinstance(decision, Switchover)
+    assert "again" in decision.detail
+
+
+def test_no_leader_during_a_promotion_is_waited_for() -> None:
+    memory = Memory(history(CASTOR_DOWN).health, PendingSwitchover("jusuf", T - 4))
+    decision = one_round(observation(T, castor=False, leader=None), memory)
+    assert isinstance(decision, NoAction)
+
+
+def test_pending_is_cleared_when_the_leader_arrives() -> None:
+    memory = Memory(history().health, PendingSwitchover("jusuf", T - 4))
+    after = memory.observe(observation(T, leader="jusuf", dns="castor"))
+    assert after.pending is None
+
+
+def test_failed_switchover_request_is_not_remembered_as_pending() -> None:
+    switch = Switchover("castor", "jusuf", "a", "b", "leader_site_down", "", planned=False)
+    memory = history()
+    assert memory.acted(switch, T, succeeded=False).pending is None
+    assert memory.acted(switch, T).pending == PendingSwitchover("jusuf", T)
+
+
+# --- floating IP inside a site -------------------------------------------------------------
+
+
+def fips(attached: str | None, web1: bool, web2: bool) -> dict[str, FloatingIpState]:
+    return {
+        "castor": FloatingIpState(
+            attached_vm=attached,
+            vm_probes={"castor-web-1": probe(web1), "castor-web-2": probe(web2)},
+        )
+    }
+
+
+def test_failed_web_vm_gets_its_floating_ip_moved_before_any_switchover() -> None:
+    obs = observation(T, castor=False, floating_ips=fips("castor-web-1", False, True))
+    decision = one_round(obs, history(CASTOR_DOWN))
+    assert isinstance(decision, MoveFloatingIp)
+    assert (decision.site, decision.address) == ("castor", CASTOR_IP)
+    assert (decision.from_vm, decision.to_vm) == ("castor-web-1", "castor-web-2")
+
+
+def test_floating_ip_is_not_moved_when_the_attached_vm_answers_directly() -> None:
+    obs = observation(T, castor=False, floating_ips=fips("castor-web-1", True, True))
+    assert isinstance(one_round(obs, history(CASTOR_DOWN)), Switchover)
+
+
+def test_floating_ip_is_not_moved_without_a_healthy_standby_vm() -> None:
+    obs = observation(T, castor=False, floating_ips=fips("castor-web-1", False, False))
+    assert isinstance(one_round(obs, history(CASTOR_DOWN)), Switchover)
+
+
+def test_unreachable_site_api_falls_back_to_the_switchover() -> None:
+    # No floating IP state: castor's Neutron did not answer; the switch must not need it.
+    obs = observation(T, castor=False)
+    assert isinstance(one_round(obs, history(CASTOR_DOWN)), Switchover)
+
+
+def test_floating_ip_is_moved_once_per_down_spell() -> None:
+    obs = observation(T, castor=False, floating_ips=fips("castor-web-2", False, True))
+    move = MoveFloatingIp("castor", CASTOR_IP, "castor-web-1", "castor-web-2", "")
+    memory = history(CASTOR_DOWN).acted(move, T - 1)
+    assert isinstance(one_round(obs, memory), Switchover)
+    # Once castor answers again, a later failure may move it again.
+    recovered = memory.observe(observation(T + 1))
+    assert recovered.fip_moved == frozenset()
+
+
+def test_down_standby_site_gets_its_floating_ip_repaired() -> None:
+    obs = observation(
+        T, castor=False, leader="jusuf", dns="jusuf", floating_ips=fips("castor-web-1", False, True)
+    )
+    decision = one_round(obs, history(CASTOR_DOWN))
+    assert isinstance(decision, MoveFloatingIp)
+    assert decision.site == "castor"
+
+
+# --- planned switchover and failback -------------------------------------------------------
+
+
+def test_planned_switchover_to_an_in_sync_healthy_site() -> None:
+    plan = plan_switchover(observation(T), "jusuf", CONFIG, T + READ_TIME)
+    assert isinstance(plan, Switchover)
+    assert plan.planned
+    assert (plan.from_site, plan.to_site, plan.candidate) == ("castor", "jusuf", "jusuf-db-1")
+    assert plan.reason == "planned"
+
+
+@pytest.mark.parametrize(
+    ("obs", "target", "why"),
+    [
+        pytest.param(observation(T, replica=LAGGING), "jusuf", "not in sync", id="not-in-sync"),
+        pytest.param(observation(T, jusuf=False), "jusuf", "does not serve healthy", id="down"),
+        pytest.param(observation(T), "castor", "already at castor", id="already-there"),
+        pytest.param(observation(T), "castr", "unknown site", id="unknown-site"),
+        pytest.param(observation(T, no_cluster=True), "jusuf", "unreadable", id="no-cluster"),
+        pytest.param(observation(T, leader=None), "jusuf", "no leader", id="no-leader"),
+    ],
+)
+def test_planned_switchover_refusals(obs: Observation, target: str, why: str) -> None:
+    plan = plan_switchover(obs, target, CONFIG, T + READ_TIME)
+    assert isinstance(plan, Refusal)
+    assert why in plan.reason
+
+
+def test_planned_switchover_refuses_a_stale_observation() -> None:
+    plan = plan_switchover(observation(T), "jusuf", CONFIG, T + 10)
+    assert isinstance(plan, Refusal)
+    assert "stale" in plan.reason
+
+
+def test_planned_switchover_needs_a_running_leader() -> None:
+    members = (
+        Member("castor-db-1", "castor", MemberRole.LEADER, "stopping", 0, 7),
+        Member("jusuf-db-1", "jusuf", MemberRole.SYNC_STANDBY, "streaming", 0, 7),
+    )
+    plan = plan_switchover(observation(T, cluster_state=ClusterState(members)), "jusuf", CONFIG, T)
+    assert isinstance(plan, Refusal)
+    assert "not running" in plan.reason
+
+
+def test_failback_goes_to_the_preferred_site() -> None:
+    plan = plan_failback(observation(T, leader="jusuf", dns="jusuf"), CONFIG, T)
+    assert isinstance(plan, Switchover)
+    assert (plan.to_site, plan.reason, plan.planned) == ("castor", "failback", True)
+    at_home = plan_failback(observation(T), CONFIG, T)
+    assert isinstance(at_home, Refusal)
+
+
+def test_failback_refuses_an_unhealthy_preferred_site() -> None:
+    obs = observation(T, castor=False, leader="jusuf", dns="jusuf")
+    assert isinstance(plan_failback(obs, CONFIG, T), Refusal)
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def test_decisions_serialise_for_the_journal() -> None:
+    point = PointDns("castor", CASTOR_IP, frozenset({JUSUF_IP, "203.0.113.9"}), "why")
+    event = to_event(point)
+    assert event["kind"] == "point_dns"
+    assert event["expected_current"] == sorted({JUSUF_IP, "203.0.113.9"})
+    assert to_event(Refusal("no"))["kind"] == "refusal"
+    json.dumps(event)
+
+
+def test_site_probe_defaults() -> None:
+    assert SiteProbe(ok=True).latency is None
+    assert cluster("castor").leader_name == "castor-db-1"

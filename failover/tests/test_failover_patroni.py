@@ -1,0 +1,192 @@
+"""The Patroni adapter: /cluster parsing per Patroni version, and switchover/failover over
+HTTP against an in-process Patroni REST API with the documented status codes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from failover_services import FakeCluster, FakePatroni, free_port, two_site_cluster, write_config
+from failover_testkit import make_config
+from nmpi_failover.adapters.patroni import PatroniRest, parse_cluster
+from nmpi_failover.config import Config, load_config
+from nmpi_failover.decide import Switchover
+from nmpi_failover.model import Member, MemberRole
+from nmpi_failover.ports import ActuatorError
+
+CONFIG = make_config()
+
+
+def test_parses_patroni_3_and_4_cluster_json() -> None:
+    data = {
+        "members": [
+            {"name": "castor-db-1", "role": "leader", "state": "running", "timeline": 5},
+            {
+                "name": "jusuf-db-1",
+                "role": "sync_standby",
+                "state": "streaming",
+                "timeline": 5,
+                "lag": 0,
+                "receive_lag": 0,
+                "replay_lag": 0,
+            },
+            {"name": "witness-db", "role": "quorum_standby", "state": "streaming", "lag": 42},
+        ],
+        "scope": "nmpi",
+    }
+    state = parse_cluster(data, CONFIG)
+    assert state is not None
+    assert state.members == (
+        Member("castor-db-1", "castor", MemberRole.LEADER, "running", None, 5),
+        Member("jusuf-db-1", "jusuf", MemberRole.SYNC_STANDBY, "streaming", 0, 5),
+        Member("witness-db", None, MemberRole.QUORUM_STANDBY, "streaming", 42, None),
+    )
+    assert state.leader_name == "castor-db-1"
+
+
+def test_parses_patroni_2_cluster_json() -> None:
+    # 2.x: replicas report "running", lag may be the string "unknown", 1.x says "master".
+    data = {
+        "members": [
+            {"name": "castor-db-1", "role": "master", "state": "running", "timeline": 3},
+            {"name": "jusuf-db-1", "role": "replica", "state": "running", "lag": "unknown"},
+        ]
+    }
+    state = parse_cluster(data, CONFIG)
+    assert state is not None
+    assert state.members[0].role is MemberRole.LEADER
+    assert state.members[1] == Member(
+        "jusuf-db-1", "jusuf", MemberRole.REPLICA, "running", None, None
+    )
+
+
+@pytest.mark.parametrize(
+    "data", [None, [], {"members": "x"}, {"scope": "nmpi"}, "<html>", {"members": [1, {}]}]
+)
+def test_other_documents_are_not_a_cluster(data: Any) -> None:
+    state = parse_cluster(data, CONFIG)
+    assert state is None or state.members == ()
+
+
+def test_unknown_roles_are_never_leaders() -> None:
+    state = parse_cluster({"members": [{"name": "x", "role": "demoted", "state": "?"}]}, CONFIG)
+    assert state is not None
+    assert state.leader is None
+
+
+# --- over HTTP -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[FakeCluster, FakePatroni, FakePatroni]]:
+    cluster = two_site_cluster("castor")
+    castor, jusuf = FakePatroni(cluster), FakePatroni(cluster)
+    try:
+        yield cluster, castor, jusuf
+    finally:
+        castor.close()
+        jusuf.close()
+
+
+def patroni_config(tmp_path: Path, castor: list[str], jusuf: list[str]) -> Config:
+    path = write_config(
+        tmp_path / "config",
+        probe_urls=("https://127.0.0.1:1/readyz", "https://127.0.0.1:1/readyz"),
+        patroni_urls=(castor, jusuf),
+        etcd_urls=["http://127.0.0.1:1"],
+        dns_port=free_port(),
+    )
+    return load_config(path)
+
+
+def dead() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def switch(planned: bool, to_site: str = "jusuf") -> Switchover:
+    other = "castor" if to_site == "jusuf" else "jusuf"
+    return Switchover(
+        from_site=other,
+        to_site=to_site,
+        leader=f"{other}-db-1",
+        candidate=f"{to_site}-db-1",
+        reason="planned" if planned else "leader_site_down",
+        detail="test",
+        planned=planned,
+    )
+
+
+def test_reads_from_whichever_site_answers(
+    tmp_path: Path, fake: tuple[FakeCluster, FakePatroni, FakePatroni]
+) -> None:
+    _, _, jusuf = fake
+    patroni = PatroniRest(patroni_config(tmp_path, [dead()], [jusuf.url]))
+    state = asyncio.run(patroni.read_cluster())
+    assert state is not None
+    assert state.leader is not None
+    assert (state.leader.name, state.leader.site) == ("castor-db-1", "castor")
+    assert state.members_at("jusuf")[0].role is MemberRole.SYNC_STANDBY
+
+
+def test_nobody_answering_is_none(tmp_path: Path) -> None:
+    patroni = PatroniRest(patroni_config(tmp_path, [dead()], [dead()]))
+    assert asyncio.run(patroni.read_cluster()) is None
+
+
+def test_planned_switchover_posts_leader_and_candidate(
+    tmp_path: Path, fake: tuple[FakeCluster, FakePatroni, FakePatroni]
+) -> None:
+    cluster, castor, jusuf = fake
+    patroni = PatroniRest(patroni_config(tmp_path, [castor.url], [jusuf.url]), poll_interval=0.1)
+    asyncio.run(patroni.switchover(switch(planned=True)))
+    assert cluster.posts == [
+        {"path": "/switchover", "leader": "castor-db-1", "candidate": "jusuf-db-1",
+         "via": jusuf.port}
+    ]  # fmt: skip
+    assert cluster.leader == "jusuf-db-1"
+
+
+def test_unplanned_failover_goes_to_the_candidates_site(
+    tmp_path: Path, fake: tuple[FakeCluster, FakePatroni, FakePatroni]
+) -> None:
+    cluster, castor, jusuf = fake
+    # castor's first Patroni URL does not answer at all; jusuf's takes the request.
+    config = patroni_config(tmp_path, [dead(), castor.url], [dead(), jusuf.url])
+    asyncio.run(PatroniRest(config, poll_interval=0.1).switchover(switch(planned=False)))
+    assert cluster.posts == [{"path": "/failover", "candidate": "jusuf-db-1", "via": jusuf.port}]
+    assert cluster.leader == "jusuf-db-1"
+
+
+def test_a_refusal_is_an_actuator_error_with_patronis_reason(
+    tmp_path: Path, fake: tuple[FakeCluster, FakePatroni, FakePatroni]
+) -> None:
+    cluster, castor, jusuf = fake
+    cluster.members["jusuf-db-1"].role = "replica"  # not the sync standby: 412
+    patroni = PatroniRest(patroni_config(tmp_path, [castor.url], [jusuf.url]))
+    with pytest.raises(ActuatorError, match=r"HTTP 412.*does not match with sync_standby"):
+        asyncio.run(patroni.switchover(switch(planned=True)))
+    assert len(cluster.posts) == 1  # a refusal is not retried elsewhere
+    assert cluster.leader == "castor-db-1"
+
+
+def test_a_leader_that_never_arrives_fails_after_the_wait(
+    tmp_path: Path, fake: tuple[FakeCluster, FakePatroni, FakePatroni]
+) -> None:
+    cluster, castor, jusuf = fake
+    cluster.promote = lambda candidate: None  # type: ignore[method-assign]  # Patroni stalls
+    config = patroni_config(tmp_path, [castor.url], [jusuf.url])
+    patroni = PatroniRest(config, leader_wait=0.5, poll_interval=0.1)
+    start = time.monotonic()
+    with pytest.raises(ActuatorError, match=r"did not arrive at jusuf within 0\.5 s"):
+        asyncio.run(patroni.switchover(switch(planned=False)))
+    assert time.monotonic() - start < 2
+
+
+def test_no_patroni_reachable_is_an_actuator_error(tmp_path: Path) -> None:
+    patroni = PatroniRest(patroni_config(tmp_path, [dead()], [dead()]))
+    with pytest.raises(ActuatorError, match="no Patroni took /failover"):
+        asyncio.run(patroni.switchover(switch(planned=False)))
