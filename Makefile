@@ -13,7 +13,7 @@ export SSL_CERT_FILE ?= /etc/ssl/certs/ca-certificates.crt
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup images lint test test-fast molecule clean
+.PHONY: help setup images lint test test-fast molecule bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,9 @@ test: images lint ## Everything: lint, unit tests and every molecule scenario
 molecule: images ## Run one role's molecule scenario: make molecule ROLE=docker_engine [SCENARIO=default] [CMD=test]
 	@test -n "$(ROLE)" || { echo "make molecule: set ROLE=<role>, e.g. ROLE=docker_engine" >&2; exit 2; }
 	cd roles/$(ROLE) && molecule $(or $(CMD),test) -s $(or $(SCENARIO),default)
+
+bench: setup ## Benchmarks that print figures (job queue: submissions/s, list latency, claims/s)
+	python platform/job_queue/bench/bench.py $(BENCH_ARGS)
 
 clean: ## Remove the Python environment and caches (images stay; docker rmi them by hand)
 	rm -rf .venv .cache .pytest_cache .mypy_cache .ruff_cache

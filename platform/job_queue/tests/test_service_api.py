@@ -129,6 +129,14 @@ def test_down_answers_503_everywhere_but_root(
             "NMPI_OIDC_USERINFO_URL is required when NMPI_IDENTITY_MODE=oidc",
         ),
         (
+            {
+                "NMPI_DATABASE_URL": "postgresql://h/db",
+                "NMPI_DATABASE_STATEMENT_TIMEOUT_MS": "20000",
+            },
+            "NMPI_DATABASE_STATEMENT_TIMEOUT_MS (20000) must be shorter than "
+            "NMPI_DATABASE_COMMAND_TIMEOUT (10.0 s)",
+        ),
+        (
             {"NMPI_DATABASE_URL": "postgresql://h/db", "NMPI_IDENTITY_MODE": "ldap"},
             "NMPI_IDENTITY_MODE: Input should be 'local' or 'oidc'",
         ),

@@ -40,6 +40,8 @@ def _sqlstate(error: BaseException | None) -> str | None:
 
 
 def _is_failover_error(context: ExceptionContext) -> bool:
+    if isinstance(context.original_exception, TimeoutError):
+        return True  # a silent server (partition): the connection cannot be trusted any more
     state = _sqlstate(context.original_exception)
     return state is not None and (state in _FAILOVER_SQLSTATES or state.startswith("08"))
 
@@ -49,6 +51,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         return await asyncpg.connect(
             dsn=settings.database_url,
             timeout=settings.database_connect_timeout,
+            command_timeout=settings.database_command_timeout,
             target_session_attrs=settings.database_target_session_attrs,
             server_settings={
                 "application_name": "nmpi-job-queue",

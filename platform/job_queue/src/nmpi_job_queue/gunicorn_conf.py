@@ -15,6 +15,9 @@ graceful_timeout = 20
 keepalive = 5
 accesslog = None  # the application writes its own JSON access log
 errorlog = "-"
+# No gunicornc control socket: workers are managed by restarting the container or unit (the
+# socket would also need a writable home, which the image's user does not have).
+control_socket_disable = True
 forwarded_allow_ips = os.environ.get("NMPI_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 

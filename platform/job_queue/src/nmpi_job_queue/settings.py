@@ -30,7 +30,13 @@ class Settings(BaseSettings):
     database_target_session_attrs: str = "read-write"
     database_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
     database_connect_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
-    database_statement_timeout_ms: Annotated[int, Field(ge=0)] = 30_000
+    # The server cancels a statement after this; the client gives up on a silent server after
+    # database_command_timeout (a partition without a TCP reset would otherwise hang requests,
+    # pool pings and /readyz for minutes). The first must be shorter than the second.
+    database_statement_timeout_ms: Annotated[int, Field(ge=0)] = 8_000
+    database_command_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    # /readyz answers 503 rather than wait longer than this for the database.
+    readyz_timeout: Annotated[float, Field(gt=0, le=60)] = 3.0
 
     identity_mode: IdentityMode = IdentityMode.local
     oidc_userinfo_url: str | None = None
@@ -47,6 +53,16 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: Annotated[str, Field(pattern="^(json|text)$")] = "json"
+
+    @model_validator(mode="after")
+    def _statement_before_command_timeout(self) -> Settings:
+        if self.database_statement_timeout_ms / 1000 >= self.database_command_timeout:
+            raise ValueError(
+                f"{ENV_PREFIX}DATABASE_STATEMENT_TIMEOUT_MS ({self.database_statement_timeout_ms}) "
+                f"must be shorter than {ENV_PREFIX}DATABASE_COMMAND_TIMEOUT "
+                f"({self.database_command_timeout} s)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _oidc_needs_userinfo(self) -> Settings:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select, text
@@ -38,10 +40,13 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", include_in_schema=False)
-async def readyz(request: Request, session: DbSession) -> Response:
+async def readyz(request: Request, session: DbSession, settings: AppSettings) -> Response:
     """Ready: connected to a database that accepts writes, and not switched down."""
     try:
-        read_only = await session.scalar(text("SELECT current_setting('transaction_read_only')"))
+        async with asyncio.timeout(settings.readyz_timeout):
+            read_only = await session.scalar(
+                text("SELECT current_setting('transaction_read_only')")
+            )
     except Exception as error:  # any failure to reach the database means not ready
         return JSONResponse(
             {"status": "unavailable", "detail": f"database unreachable: {type(error).__name__}"},
