@@ -18,7 +18,19 @@ from .identity import IdentityResolver, LocalIdentity, OidcIdentity
 from .maintenance import MaintenanceMiddleware, ServiceStatusCache
 from .observability import RequestContextMiddleware, configure_logging
 from .openapi import document_error_responses
-from .routers import identity, job_details, jobs, projects, provider, service, sessions, statistics
+from .routers import (
+    comments,
+    identity,
+    jobs,
+    logs,
+    output_data,
+    projects,
+    provider,
+    service,
+    sessions,
+    statistics,
+    tags,
+)
 from .settings import IdentityMode, Settings, get_settings
 from .validation import reject_unstorable_values
 
@@ -63,7 +75,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.identity = resolver
     app.state.service_status = status_cache
 
-    for module in (service, identity, provider, jobs, job_details, projects, sessions, statistics):
+    for module in (
+        service,
+        identity,
+        provider,
+        jobs,
+        logs,
+        comments,
+        tags,
+        output_data,
+        projects,
+        sessions,
+        statistics,
+    ):
         app.include_router(module.router)
     document_error_responses(app)
 

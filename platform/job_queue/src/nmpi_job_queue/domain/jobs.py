@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import HTTPException, Path, status
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import models
@@ -128,4 +129,15 @@ async def load_comments(session: AsyncSession, job_id: int) -> list[models.Comme
                 .order_by(models.Comment.id)
             )
         ).scalars()
+    )
+
+
+async def write_log(session: AsyncSession, job_id: int, content: str, *, append: bool) -> None:
+    """Replace or extend a job's log (one row per job, created on first write)."""
+    statement = insert(models.JobLog).values(job_id=job_id, content=content)
+    new_content = (models.JobLog.content + statement.excluded.content) if append else content
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[models.JobLog.job_id], set_={"content": new_content}
+        )
     )

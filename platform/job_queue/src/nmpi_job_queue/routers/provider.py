@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, HTTPException, Request, status
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import Update, select, update
-from sqlalchemy.dialects.postgresql import insert
 
 from .. import models
 from ..dependencies import CurrentProvider, DbSession
@@ -103,61 +101,7 @@ async def update_job(
         job.resource_usage = body.resource_usage.value
         await quotas.charge(session, job.collab, job.hardware_platform, delta)
     if body.log is not None:
-        await _write_log(session, job_id, body.log, append=False)
+        await domain.write_log(session, job_id, body.log, append=False)
     await session.commit()
     log = await domain.load_log(session, job_id) if body.log is not None else None
     return domain.to_schema(job, log=log)
-
-
-async def _write_log(session: DbSession, job_id: int, content: str, *, append: bool) -> None:
-    statement = insert(models.JobLog).values(job_id=job_id, content=content)
-    new_content = (models.JobLog.content + statement.excluded.content) if append else content
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[models.JobLog.job_id], set_={"content": new_content}
-        )
-    )
-
-
-_TEXT_BODY = {
-    "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}
-}
-
-
-async def _text_body(request: Request) -> str:
-    raw = await request.body()
-    # PostgreSQL text cannot hold NUL characters: refuse them rather than fail with a 500.
-    if b"\x00" in raw:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, detail="the log must not contain NUL characters"
-        )
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, detail="the log must be UTF-8 text"
-        ) from None
-
-
-@router.put("/jobs/{job_id}/log", response_class=PlainTextResponse, openapi_extra=_TEXT_BODY)
-async def replace_log(
-    job_id: domain.JobId, request: Request, session: DbSession, provider: CurrentProvider
-) -> str:
-    """Replace the job's log with the request body (text/plain)."""
-    content = await _text_body(request)
-    await domain.get_visible(session, provider, job_id)
-    await _write_log(session, job_id, content, append=False)
-    await session.commit()
-    return await domain.load_log(session, job_id)
-
-
-@router.patch("/jobs/{job_id}/log", response_class=PlainTextResponse, openapi_extra=_TEXT_BODY)
-async def append_log(
-    job_id: domain.JobId, request: Request, session: DbSession, provider: CurrentProvider
-) -> str:
-    """Append the request body (text/plain) to the job's log."""
-    content = await _text_body(request)
-    await domain.get_visible(session, provider, job_id)
-    await _write_log(session, job_id, content, append=True)
-    await session.commit()
-    return await domain.load_log(session, job_id)

@@ -1,0 +1,68 @@
+"""Tags of a job, and the tags used in a collab."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, HTTPException, Query, status
+from sqlalchemy import func, select
+
+from .. import models
+from ..dependencies import Caller, CurrentUser, DbSession
+from ..domain import jobs as domain
+from ..schemas.jobs import Tag
+
+router = APIRouter(tags=["tags"])
+
+TagList = Annotated[list[Tag], Body(max_length=100)]
+
+
+@router.get("/jobs/{job_id}/tags/")
+async def job_tags(job_id: domain.JobId, session: DbSession, caller: Caller) -> list[str]:
+    job = await domain.get_visible(session, caller, job_id)
+    return list(job.tags)
+
+
+@router.post("/jobs/{job_id}/tags/")
+async def add_tags(
+    job_id: domain.JobId, tags: TagList, session: DbSession, user: CurrentUser
+) -> list[str]:
+    job = await domain.get_visible(session, user, job_id, lock=True)
+    if not domain.can_edit(user, job):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may not tag this job")
+    job.tags = sorted(set(job.tags) | set(tags))
+    await session.commit()
+    return list(job.tags)
+
+
+@router.delete("/jobs/{job_id}/tags/")
+async def remove_tags(
+    job_id: domain.JobId, tags: TagList, session: DbSession, user: CurrentUser
+) -> list[str]:
+    job = await domain.get_visible(session, user, job_id, lock=True)
+    if not domain.can_edit(user, job):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may not untag this job")
+    job.tags = sorted(set(job.tags) - set(tags))
+    await session.commit()
+    return list(job.tags)
+
+
+@router.get("/tags/")
+async def collab_tags(
+    session: DbSession,
+    user: CurrentUser,
+    collab: Annotated[str | None, Query(max_length=200)] = None,
+) -> list[str]:
+    """Tags used in a collab's jobs (or, without `collab`, in the caller's own jobs)."""
+    tag = func.unnest(models.Job.tags).label("tag")
+    query = select(tag).where(models.Job.status != "removed")
+    if collab is not None:
+        if not user.can_view(collab):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, detail=f"you may not view collab {collab}"
+            )
+        query = query.where(models.Job.collab == collab)
+    else:
+        query = query.where(models.Job.user_id == user.username)
+    rows = (await session.execute(select(query.subquery().c.tag).distinct())).scalars()
+    return sorted(rows)
