@@ -1,0 +1,179 @@
+"""failover_daemon's precheck: a valid inventory passes, each mistake fails naming its variable."""
+
+from __future__ import annotations
+
+import base64
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.test_role_argument_specs import precheck
+
+SECRET = base64.b64encode(b"not a real secret, for the precheck only").decode()
+
+VALID: dict[str, Any] = {
+    "failover_daemon_sites": [
+        {
+            "name": "castor",
+            "probe_url": "https://192.0.2.10/readyz",
+            "address": "192.0.2.10",
+            "server_name": "nmpi.example.org",
+            "ca_cert": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----",
+            "patroni_urls": ["http://10.10.0.11:8008"],
+            "db_members": ["castor-db-1"],
+            "floating_ip": {
+                "cloud": "castor",
+                "web_vms": [
+                    {"name": "castor-web-1", "probe_url": "https://10.10.0.21/readyz"},
+                    {"name": "castor-web-2", "probe_url": "https://10.10.0.22/readyz"},
+                ],
+            },
+        },
+        {
+            "name": "jusuf",
+            "probe_url": "https://198.51.100.10/readyz",
+            "address": "198.51.100.10",
+            "ca_file": "/etc/ssl/certs/ca-certificates.crt",
+            "patroni_urls": ["http://10.20.0.11:8008"],
+            "db_members": ["jusuf-db-1"],
+        },
+    ],
+    "failover_daemon_preferred_site": "castor",
+    "failover_daemon_dns_record": "nmpi.example.org.",
+    "failover_daemon_dns_zone": "example.org.",
+    "failover_daemon_rfc2136_server": "10.30.0.53",
+    "failover_daemon_tsig_secret": SECRET,
+    "failover_daemon_clouds": {"castor": {"auth": {"auth_url": "https://castor:5000/v3"}}},
+    "failover_daemon_etcd_endpoints": ["http://10.10.0.11:2379", "http://10.20.0.11:2379"],
+}
+
+
+def with_changes(**changes: Any) -> dict[str, Any]:
+    variables = copy.deepcopy(VALID)
+    for name, value in changes.items():
+        variables[f"failover_daemon_{name}"] = value
+    return variables
+
+
+def site_change(index: int, **changes: Any) -> dict[str, Any]:
+    variables = copy.deepcopy(VALID)
+    variables["failover_daemon_sites"][index].update(changes)
+    return variables
+
+
+def test_a_valid_inventory_passes(tmp_path: Path) -> None:
+    rc, out = precheck("failover_daemon", tmp_path, VALID)
+    assert rc == 0, out[-3000:]
+
+
+def test_designate_passes_without_a_tsig_secret(tmp_path: Path) -> None:
+    variables = with_changes(
+        dns_provider="designate",
+        designate_cloud="witness",
+        tsig_secret="",
+        clouds={"castor": {}, "witness": {}},
+    )
+    rc, out = precheck("failover_daemon", tmp_path, variables)
+    assert rc == 0, out[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        pytest.param(
+            with_changes(sites=VALID["failover_daemon_sites"][:1]),
+            ["failover_daemon_sites", "exactly two", "got 1"],
+            id="one-site",
+        ),
+        pytest.param(
+            with_changes(preferred_site="castro"),
+            ["failover_daemon_preferred_site", "castro"],
+            id="preferred-site-not-a-site",
+        ),
+        pytest.param(
+            with_changes(probe_timeout=2.0),
+            ["failover_daemon_probe_timeout", "failover_daemon_interval"],
+            id="probe-timeout-not-below-interval",
+        ),
+        pytest.param(
+            with_changes(etcd_lease_ttl=3),
+            ["failover_daemon_etcd_lease_ttl"],
+            id="lease-shorter-than-two-intervals",
+        ),
+        pytest.param(
+            with_changes(tsig_secret=""),
+            ["failover_daemon_tsig_secret", "is empty", "ansible-vault"],
+            id="no-tsig-secret",
+        ),
+        pytest.param(
+            with_changes(tsig_secret="not base64!"),
+            ["failover_daemon_tsig_secret", "not base64"],
+            id="tsig-secret-not-base64",
+        ),
+        pytest.param(
+            with_changes(dns_record="nmpi.example.com."),
+            ["failover_daemon_dns_record", "failover_daemon_dns_zone"],
+            id="record-outside-zone",
+        ),
+        pytest.param(
+            site_change(1, probe_url="http://198.51.100.10/readyz"),
+            ["failover_daemon_sites[1]", "probe_url", "http://198.51.100.10/readyz"],
+            id="probe-url-not-https",
+        ),
+        pytest.param(
+            site_change(0, name="Castor"),
+            ["failover_daemon_sites[0]", "Castor"],
+            id="site-name-format",
+        ),
+        pytest.param(
+            site_change(1, db_members=["castor-db-1"]),
+            ["failover_daemon_sites", "db_members"],
+            id="shared-db-member",
+        ),
+        pytest.param(
+            site_change(0, floating_ip={"cloud": "nowhere", "web_vms": []}),
+            ["failover_daemon_sites[0].floating_ip", "nowhere", "failover_daemon_clouds"],
+            id="floating-ip-unknown-cloud",
+        ),
+        pytest.param(
+            site_change(0, patroni_url=["http://10.10.0.11:8008"]),
+            ["failover_daemon_sites", "patroni_url"],
+            id="unknown-site-key",
+        ),
+        pytest.param(
+            with_changes(dns_provider="route53"),
+            ["failover_daemon_dns_provider", "route53"],
+            id="provider-not-a-choice",
+        ),
+        pytest.param(
+            with_changes(metrics_listen="localhost:9469"),
+            ["failover_daemon_metrics_listen", "localhost:9469"],
+            id="metrics-listen-host-not-ip",
+        ),
+        pytest.param(
+            with_changes(etcd_endpoints=[]),
+            ["failover_daemon_etcd_endpoints"],
+            id="no-etcd-endpoints",
+        ),
+        pytest.param(
+            with_changes(intervall=3),
+            ["failover_daemon_intervall", "Unknown variable"],
+            id="typo-in-name",
+        ),
+    ],
+)
+def test_a_bad_inventory_names_the_variable(
+    variables: dict[str, Any], expected: list[str], tmp_path: Path
+) -> None:
+    rc, out = precheck("failover_daemon", tmp_path, variables)
+    assert rc != 0, out[-3000:]
+    for text in expected:
+        assert text in out, f"{text!r} not in output:\n{out[-3000:]}"
+
+
+def test_the_secret_never_appears_in_precheck_output(tmp_path: Path) -> None:
+    rc, out = precheck("failover_daemon", tmp_path, with_changes(probe_timeout=5.0))
+    assert rc != 0
+    assert SECRET not in out
