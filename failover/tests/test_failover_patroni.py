@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from failover_services import FakeCluster, FakePatroni, free_port, two_site_cluster, write_config
 from failover_testkit import make_config
-from nmpi_failover.adapters.patroni import PatroniRest, parse_cluster
+from nmpi_failover.adapters.patroni import PatroniRest, parse_cluster, reconcile
 from nmpi_failover.config import Config, load_config
 from nmpi_failover.decide import Switchover
-from nmpi_failover.model import Member, MemberRole
+from nmpi_failover.model import ClusterState, Member, MemberRole
 from nmpi_failover.ports import ActuatorError
 
 CONFIG = make_config()
@@ -190,3 +190,63 @@ def test_no_patroni_reachable_is_an_actuator_error(tmp_path: Path) -> None:
     patroni = PatroniRest(patroni_config(tmp_path, [dead()], [dead()]))
     with pytest.raises(ActuatorError, match="no Patroni took /failover"):
         asyncio.run(patroni.switchover(switch(planned=False)))
+
+
+# --- several members' views ----------------------------------------------------------------
+
+
+def view(leader: str, timeline: int | None, other_role: MemberRole) -> ClusterState:
+    other = "jusuf" if leader == "castor" else "castor"
+    return ClusterState(
+        (
+            Member(f"{leader}-db-1", leader, MemberRole.LEADER, "running", None, timeline),
+            Member(f"{other}-db-1", other, other_role, "streaming", 0, timeline),
+        )
+    )
+
+
+def test_agreeing_views_give_the_first_that_shows_a_leader() -> None:
+    leaderless = ClusterState((Member("jusuf-db-1", "jusuf", MemberRole.REPLICA, "stopped"),))
+    first = view("castor", 3, MemberRole.SYNC_STANDBY)
+    second = view("castor", 3, MemberRole.REPLICA)
+    assert reconcile([None, leaderless, first, second]) is first
+    assert reconcile([leaderless, None]) is leaderless
+    assert reconcile([None, None]) is None
+
+
+def test_a_stale_view_loses_to_the_newer_timeline() -> None:
+    # Castor back from an isolation still answers from its old copy of the DCS ("castor
+    # leads, timeline 1"); jusuf was promoted meanwhile (timeline 2). Config order is no
+    # reason to believe castor: the lab's daemon moved the name back to castor for a round.
+    stale = view("castor", 1, MemberRole.SYNC_STANDBY)
+    fresh = view("jusuf", 2, MemberRole.REPLICA)
+    assert reconcile([stale, fresh]) is fresh
+    assert reconcile([fresh, stale]) is fresh
+
+
+def test_leaders_that_cannot_be_told_apart_mean_no_leader() -> None:
+    for timelines in ((4, 4), (None, None), (None, 4)):
+        castor = view("castor", timelines[0], MemberRole.SYNC_STANDBY)
+        jusuf = view("jusuf", timelines[1], MemberRole.SYNC_STANDBY)
+        state = reconcile([castor, jusuf])
+        assert state is not None
+        assert state.leader is None
+        leaders = sorted(m.name for m in state.members if m.role is MemberRole.LEADER)
+        assert leaders == ["castor-db-1", "jusuf-db-1"]  # both shown (status, journal)
+
+
+def test_read_cluster_prefers_the_member_with_the_newest_timeline(tmp_path: Path) -> None:
+    stale = two_site_cluster("castor")  # castor's own, outdated copy
+    fresh = two_site_cluster("jusuf")
+    for member in fresh.members.values():
+        member.timeline = 8
+    castor, jusuf = FakePatroni(stale), FakePatroni(fresh)
+    try:
+        patroni = PatroniRest(patroni_config(tmp_path, [castor.url], [jusuf.url]))
+        state = asyncio.run(patroni.read_cluster())
+    finally:
+        castor.close()
+        jusuf.close()
+    assert state is not None
+    assert state.leader is not None
+    assert (state.leader.name, state.leader.timeline) == ("jusuf-db-1", 8)

@@ -29,6 +29,7 @@ own /cluster reads show the leader at the target site.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -77,6 +78,36 @@ def parse_cluster(data: Any, config: Config) -> ClusterState | None:
     return ClusterState(tuple(members))
 
 
+def reconcile(answers: Iterable[ClusterState | None]) -> ClusterState | None:
+    """One view of the cluster from several members' /cluster answers (in config order).
+
+    Each member answers from its own copy of the DCS, and a member cut off from etcd keeps
+    answering with the cluster as it last saw it, itself as the leader included: a site
+    back from an isolation showed its stale "castor leads" while jusuf had been promoted.
+    So when answers name different leaders, the one whose leader is on the highest timeline
+    is the newest (every promotion starts a new timeline). When that cannot tell them apart
+    (same or unknown timelines) the leader is in doubt: the view returned then shows both
+    leaders, which means none. When they agree, the first answer in config order that shows
+    a leader is taken, else the first answer; None when no member answered. A stale answer
+    alone (the up-to-date members silent) cannot be recognised from /cluster."""
+    seen = [a for a in answers if a is not None]
+    led = [(a, leader) for a in seen if (leader := a.leader) is not None]
+    if not led:
+        return seen[0] if seen else None
+    if len({leader.name for _, leader in led}) == 1:
+        return led[0][0]
+    timelines = [leader.timeline for _, leader in led if leader.timeline is not None]
+    if len(timelines) == len(led):
+        newest = [(a, leader) for a, leader in led if leader.timeline == max(timelines)]
+        if len({leader.name for _, leader in newest}) == 1:
+            return newest[0][0]
+    # In doubt: the first answer, with every member some answer names as the leader shown
+    # as a leader. ClusterState.leader is None with two leaders, so `decide` changes nothing.
+    leaders = {leader.name: leader for _, leader in led}
+    members = [leaders.pop(m.name, m) for m in seen[0].members] + list(leaders.values())
+    return ClusterState(tuple(members))
+
+
 class PatroniRest:
     """`ports.ClusterReader` and `ports.PatroniActuator` over Patroni's REST API."""
 
@@ -97,11 +128,16 @@ class PatroniRest:
         self.leader_wait = leader_wait if leader_wait is not None else config.switchover_timeout
         self.poll_interval = poll_interval
         self._monotonic = monotonic
+        # Built once, not by httpx for every client: loading the CA bundle costs ~15 ms of
+        # CPU, which every round paid (the REST API is plain HTTP in most deployments).
+        self._verify: ssl.SSLContext | None = None
 
     def _client(self, timeout: float) -> httpx.AsyncClient:
         # Connecting is quick or never: a blackholed site must not hold a POST for long.
         limits = httpx.Timeout(timeout, connect=min(timeout, self.timeout))
-        return httpx.AsyncClient(timeout=limits, trust_env=False)
+        if self._verify is None:
+            self._verify = httpx.create_ssl_context(trust_env=False)
+        return httpx.AsyncClient(timeout=limits, verify=self._verify, trust_env=False)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -116,16 +152,12 @@ class PatroniRest:
             return None
 
     async def read_cluster(self) -> ClusterState | None:
-        """Every site's Patroni at once (a down site must not use up the round's time);
-        the first answer in config order that shows exactly one leader, else any answer."""
+        """Every site's Patroni at once (a down site must not use up the round's time),
+        reconciled into one view (see `reconcile`)."""
         urls = [url for site in self.config.sites for url in site.patroni_urls]
         async with self._client(self.timeout) as client:
             answers = await asyncio.gather(*(self._get_cluster(client, u) for u in urls))
-        seen = [a for a in answers if a is not None]
-        for state in seen:
-            if state.leader is not None:
-                return state
-        return seen[0] if seen else None
+        return reconcile(answers)
 
     # --- acting ---------------------------------------------------------------------------
 
