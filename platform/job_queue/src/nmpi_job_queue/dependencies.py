@@ -95,4 +95,14 @@ def require_admin(user: User, as_admin: bool) -> None:
         )
 
 
+def require_viewable(user: User, collabs: list[str], what: str) -> None:
+    """403 naming every collab in `collabs` the user may not view (`what`: "jobs", "sessions")."""
+    refused = [c for c in collabs if not user.can_view(c)]
+    if refused:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"you may not view the {what} of collab(s): {', '.join(refused)}",
+        )
+
+
 AsAdmin = Annotated[bool, Query(description="act as a platform administrator")]

@@ -9,7 +9,15 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import delete, select
 
 from .. import models
-from ..dependencies import AppSettings, AsAdmin, Caller, CurrentUser, DbSession, require_admin
+from ..dependencies import (
+    AppSettings,
+    AsAdmin,
+    Caller,
+    CurrentUser,
+    DbSession,
+    require_admin,
+    require_viewable,
+)
 from ..domain import data_items, quotas
 from ..domain import jobs as domain
 from ..identity import Provider
@@ -43,12 +51,7 @@ async def list_jobs(
             query = query.where(models.Job.collab.in_(collab))
     else:
         if collab:
-            refused = [c for c in collab if not caller.can_view(c)]
-            if refused:
-                raise HTTPException(
-                    status.HTTP_403_FORBIDDEN,
-                    detail=f"you may not view the jobs of collab(s): {', '.join(refused)}",
-                )
+            require_viewable(caller, collab, "jobs")
             query = query.where(models.Job.collab.in_(collab))
         elif not caller.is_admin or not user_id:
             query = query.where(models.Job.user_id == caller.username)

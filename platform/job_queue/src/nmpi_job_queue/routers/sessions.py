@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import select
 
 from .. import models
-from ..dependencies import AppSettings, Caller, CurrentProvider, DbSession
+from ..dependencies import AppSettings, Caller, CurrentProvider, DbSession, require_viewable
 from ..domain import quotas
 from ..identity import Provider, User
 from ..schemas.jobs import ResourceUsage
@@ -118,12 +118,7 @@ async def list_sessions(
             query = query.where(models.Session.collab.in_(collab))
     else:
         if collab:
-            refused = [c for c in collab if not caller.can_view(c)]
-            if refused:
-                raise HTTPException(
-                    status.HTTP_403_FORBIDDEN,
-                    detail=f"you may not view the sessions of collab(s): {', '.join(refused)}",
-                )
+            require_viewable(caller, collab, "sessions")
             query = query.where(models.Session.collab.in_(collab))
         else:
             query = query.where(models.Session.user_id == caller.username)
