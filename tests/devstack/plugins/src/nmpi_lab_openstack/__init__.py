@@ -1,0 +1,1 @@
+"""Lab drivers loaded by the local OpenStack services (Nova, Cinder, Neutron)."""
