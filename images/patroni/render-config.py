@@ -1,5 +1,7 @@
-#!/usr/bin/python3
+#!/opt/patroni/bin/python3
 """Write Patroni's YAML configuration from NMPI_* / PATRONI_* environment variables.
+
+Runs with the image's Patroni venv (PyYAML comes with Patroni). The format is Patroni 4.x's.
 
 Required: PATRONI_NAME (member name, e.g. castor-db-1), NMPI_CONNECT_ADDRESS (the IP or name the
 other members and the clients reach this member at), NMPI_ETCD_HOSTS (host:port,... of every

@@ -47,13 +47,13 @@ CONFIG: dict[str, Any] = {
     "etcd": {"lease_ttl": LEASE_TTL},
 }
 # After a promotion, the job-queue at the surviving site answers /readyz 200 only once one of
-# its new connections reaches the new leader. Its multi-host URL lists castor first, and
-# asyncpg's connect timeout (3 s here) covers the whole multi-host attempt: while the lost
-# castor stays silent, an attempt spends all of it on castor and never tries jusuf. It gets
-# through only when the kernel gives up on castor's address first (ARP: about 3 s, a race
-# with the 3 s timeout). Measured: 0 to 32 s after the promotion. In a routed network (no
-# ARP failure) it could stay unready for as long as castor is gone: a job-queue matter.
-JOB_QUEUE_RECOVERY = 40.0
+# its new connections reaches the new leader. Its multi-host URL lists castor first; the lost
+# castor stays silent (packets dropped), and the job-queue gives a silent host 2 s
+# (NMPI_DATABASE_CONNECT_TIMEOUT_PER_HOST) before trying jusuf, which it then tries first. A
+# pooled connection to castor is given up after its command timeout (10 s) at worst. Measured:
+# ready within 0 to 6 s of the promotion (it was 0 to 32 s while asyncpg's one connect timeout
+# covered both hosts and a silent castor used all of it).
+JOB_QUEUE_RECOVERY = 15.0
 SLACK = 10.0  # two shared cores: scheduling, Docker's network changes
 # From "the leader's site serves" to BIND's answer: the next round (<= interval), its reads
 # (<= probe_timeout), the update; plus scheduling slack.

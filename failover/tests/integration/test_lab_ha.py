@@ -9,6 +9,7 @@ other in sync, except the last (etcd quorum), which runs last on purpose.
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
 import threading
 import time
@@ -25,7 +26,7 @@ import psycopg
 import pytest
 from nmpi_failover.config import load_config
 
-from .lab import RECORD, SITES, TSIG_KEY_NAME, ZONE, Lab, wait_until
+from .lab import RECORD, SITES, TSIG_KEY_NAME, ZONE, Lab, LabError, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -40,9 +41,10 @@ class Writer(threading.Thread):
     counted and retried on a new connection; its row may or may not exist (in doubt).
     """
 
-    def __init__(self, dsn: str, table: str, pause: float = 0.05) -> None:
+    def __init__(self, dsn: str, table: str, pause: float = 0.05, first_id: int = 1) -> None:
         super().__init__(daemon=True)
         self.dsn, self.table, self.pause = dsn, table, pause
+        self.first_id = first_id  # two writers on one table use disjoint ids
         self.committed: list[int] = []
         self.failures = 0
         self.last_error = ""
@@ -52,7 +54,7 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         connection: psycopg.Connection[tuple[object, ...]] | None = None
-        next_id = 0
+        next_id = self.first_id - 1
         while not self._stop_event.is_set():
             try:
                 if connection is None:
@@ -224,9 +226,9 @@ def test_losing_castor_promotes_jusuf_and_writes_go_on(
         record_timing("castor isolated -> writes committed again", time.monotonic() - killed_at)
         assert len(writer.committed) > before
         assert lab.web_ready("castor", timeout=2) is None  # gone with its site
-        # jusuf's web tier reaches the new leader. (The job-queue API needs up to about a
-        # minute here: its pooled connection to the vanished castor member hangs until the
-        # kernel gives up on it; the lab measures that rather than hiding it.)
+        # jusuf's web tier reaches the new leader. (The job-queue API needs a few seconds more:
+        # a pooled connection to the vanished castor member is given up after its command
+        # timeout, and a new one waits 2 s for the silent castor before trying jusuf.)
         lab.wait_web_ready("jusuf", timeout=120)
         record_timing(
             f"castor isolated -> jusuf {lab.web_kind} ready", time.monotonic() - killed_at
@@ -244,6 +246,127 @@ def test_losing_castor_promotes_jusuf_and_writes_go_on(
     print(f"castor rejoined {time.monotonic() - restored_at:.1f}s after its restore")
     assert lab.leader_site() == "jusuf"  # failback is never automatic
     assert set(writer.committed) <= ids_in(lab.member_dsn("castor"), table)
+
+
+def _writable(lab: Lab, site: str) -> bool | None:
+    """Whether `site`'s PostgreSQL takes writes now; None when it does not answer."""
+    try:
+        with psycopg.connect(lab.member_dsn(site), connect_timeout=2) as connection:
+            row = connection.execute("SELECT NOT pg_is_in_recovery()").fetchone()
+    except psycopg.Error:
+        return None
+    return bool(row and row[0])
+
+
+def test_healing_a_partition_leaves_one_writable_primary(
+    lab: Lab, table: str, record_timing: Timing
+) -> None:
+    """The leader's site loses the wan only (its members stay reachable from here, so both
+    PostgreSQL servers are watched throughout): the old primary demotes itself, the other site
+    is promoted, and after the heal the old primary rejoins as a standby; at no sample may both
+    members take writes. (Patroni 3.0.2 passed this too: its leader-key overwrite needs an old
+    leader that still believes it leads, as in the next test.)"""
+    old = lab.leader_site()
+    assert old is not None
+    new = next(site for site in SITES if site != old)
+    both: list[float] = []  # seconds since the partition at which both members took writes
+    started = time.monotonic()
+
+    def watch(seconds: float, until: Callable[[], bool] | None = None) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if _writable(lab, "castor") and _writable(lab, "jusuf"):
+                both.append(time.monotonic() - started)
+            if until is not None and until():
+                return
+            time.sleep(0.3)
+
+    def role_seen_from_new(site: str) -> str:
+        # The partitioned member answers /cluster from its stale copy of the DCS: ask the other.
+        return lab.roles(new).get(lab.db_members[site], ("", ""))[0]
+
+    writer = Writer(lab.dsn(), table)
+    writer.start()
+    try:
+        writer.wait_for_commits(20, timeout=30)
+        lab.kill_site(old, "partition")
+        watch(90, until=lambda: role_seen_from_new(new) == "leader" and _writable(lab, new) is True)
+        record_timing(f"{old} partitioned -> {new} leads", time.monotonic() - started)
+        assert role_seen_from_new(new) == "leader"
+        watch(5)  # the partitioned side stays demoted
+        assert _writable(lab, old) is not True
+        healed = time.monotonic()
+        lab.restore_site(old)
+        # After the heal: the old primary rejoins as the sync standby, the new one keeps leading.
+        watch(120, until=lambda: role_seen_from_new(old) == "sync_standby")
+        record_timing(f"partition healed -> {old} sync standby", time.monotonic() - healed)
+        watch(10)
+        writer.wait_for_commits(20, timeout=60)
+    finally:
+        writer.stop()
+        lab.restore_site(old)  # no-op when restored above
+    assert both == [], f"two writable primaries at {both}"
+    assert lab.leader_site() == new
+    # Every member's own view agrees on one leader.
+    for site in SITES:
+        leaders = [m for m, (role, _) in lab.roles(site).items() if role == "leader"]
+        assert leaders == [lab.db_members[new]], (site, leaders)
+    assert _writable(lab, old) is False
+    assert_no_committed_row_lost(lab, writer, table)
+    lab.wait_etcd_healthy(timeout=60)
+
+
+def test_a_primary_frozen_past_its_promotion_does_not_take_the_leader_back(
+    lab: Lab, table: str, record_timing: Timing
+) -> None:
+    """The leader's Patroni+PostgreSQL freeze (`docker pause`: a hung host) until the other
+    site has been promoted, then thaw. The thawed Patroni must find that it lost the leader key
+    and follow. Patroni 3.0.2 (Debian bookworm's) wrote its etcd3 leader key over the new
+    leader's with a fresh lease (fixed in 3.0.3, patroni/patroni#2689): here it did not follow
+    in 2 of 3 runs, holding the leader key again while the promoted member was demoted."""
+    old = lab.leader_site()
+    assert old is not None
+    new = next(site for site in SITES if site != old)
+    leaders_after_thaw: set[str] = set()
+    before = Writer(lab.dsn(), table)  # its connection to the frozen leader hangs until the thaw
+    after = Writer(lab.dsn(), table, first_id=1_000_000)  # connects to the new leader
+    before.start()
+    try:
+        before.wait_for_commits(20, timeout=30)
+        frozen = time.monotonic()
+        lab.pause(old, "db")
+        try:
+            lab.wait_for_leader(new, timeout=90)
+            record_timing(f"{old} frozen -> {new} leads", time.monotonic() - frozen)
+            after.start()
+            after.wait_for_commits(20, timeout=60)  # what a stolen leader key would lose
+        finally:
+            lab.unpause(old, "db")
+        thawed = time.monotonic()
+
+        def rejoined() -> bool | None:
+            roles = lab.roles(new)
+            leaders_after_thaw.update(m for m, (role, _) in roles.items() if role == "leader")
+            member = roles.get(lab.db_members[old], ("", ""))
+            return True if member[0] == "sync_standby" else None
+
+        try:
+            wait_until(f"{old} to follow {new}", rejoined, timeout=120, interval=0.3)
+        except LabError as error:
+            views = {site: lab.roles(site) for site in SITES}
+            raise LabError(f"{error}; leaders seen {leaders_after_thaw}; views {views}") from None
+        record_timing(f"{old} thawed -> sync standby", time.monotonic() - thawed)
+        after.wait_for_commits(20, timeout=60)
+        before.wait_for_commits(5, timeout=60)  # back, through the new leader
+    finally:
+        after.stop()
+        before.stop()
+        with contextlib.suppress(Exception):
+            lab.unpause(old, "db")
+    assert leaders_after_thaw == {lab.db_members[new]}
+    assert lab.leader_site() == new
+    assert_no_committed_row_lost(lab, before, table)
+    assert_no_committed_row_lost(lab, after, table)
 
 
 # --- etcd quorum (last: it disturbs Patroni) ------------------------------------------------

@@ -2,7 +2,8 @@
 
 Checked against Patroni's own source and docs (patroni/patroni: docs/rest_api.rst,
 patroni/api.py `do_POST_failover`/`is_failover_possible`/`poll_failover_result`,
-patroni/utils.py `cluster_as_json`) for 2.1.x, 3.x and 4.x:
+patroni/utils.py `cluster_as_json`) for 2.1.x, 3.x and 4.x; the lab's image (images/patroni)
+runs 4.1.5, which the end-to-end tests exercise:
 
 * GET /cluster answers from any member (it reads the DCS): `members[]` with `name`,
   `role` (leader | standby_leader | sync_standby | quorum_standby (4.0+) | replica),

@@ -1,13 +1,20 @@
 """Database engine and sessions.
 
-The URL may list several hosts (libpq style); asyncpg connects to the first one that accepts
-writes (target_session_attrs=read-write). When the primary moves, connections to the old one
-fail or turn read-only: both count as disconnects, so SQLAlchemy drops the whole pool and the
-next request connects to the new primary. Nothing needs a restart.
+The URL may list several hosts (libpq style); the service connects to the first one that accepts
+writes (target_session_attrs=read-write). Each host gets its own bounded attempt (libpq's
+meaning of connect_timeout): asyncpg's own multi-host connect has one timeout for all hosts,
+so a silent first host (packets dropped, as in a partition) used it up and the second host was
+never tried. The host that answered last is tried first next time, so a long-lost host costs
+one bounded attempt, not one per new connection. When the primary moves, connections to the
+old one fail or turn read-only: both count as disconnects, so SQLAlchemy drops the whole pool
+and the next request connects to the new primary. Nothing needs a restart.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -46,11 +53,77 @@ def _is_failover_error(context: ExceptionContext) -> bool:
     return state is not None and (state in _FAILOVER_SQLSTATES or state.startswith("08"))
 
 
-def make_engine(settings: Settings) -> AsyncEngine:
-    async def connect() -> asyncpg.Connection:
+log = logging.getLogger("nmpi_job_queue.db")
+
+# Failures after which the next host is tried (as libpq does): the host did not answer in time
+# or refused (OSError, TimeoutError among them), is not writable, is starting up or shutting
+# down, or dropped the connection during start-up. Anything else (a wrong password, a missing
+# database) is a configuration error that every member would report alike: it is raised at once.
+_NEXT_HOST_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+)
+
+
+def split_hosts(url: str) -> list[tuple[str, str]]:
+    """[(host, url of that host alone)] for each host a libpq-style URL lists, in order.
+
+    `postgresql://u:p@h1:5432,h2:5433/db?x=y` gives ("h1:5432", "postgresql://u:p@h1:5432/db?x=y")
+    and the same for h2. A URL whose hosts or ports come from elsewhere (its query string, the
+    PG* environment) is returned whole, as its one "host" (asyncpg then reads them as usual).
+    """
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parts.query)
+    # asyncpg splits the user info from the hosts at the first "@"; so does this.
+    auth, at, hostspec = parts.netloc.partition("@")
+    if not at:
+        auth, hostspec = "", parts.netloc
+    hosts = [h for h in hostspec.split(",") if h]
+    if len(hosts) < 2 or "host" in query or "port" in query:
+        return [(hostspec or "(default host)", url)]
+    prefix = f"{auth}@" if at else ""
+    return [
+        (urllib.parse.unquote(h), parts._replace(netloc=f"{prefix}{h}").geturl()) for h in hosts
+    ]
+
+
+class Connector:
+    """Opens one asyncpg connection to a host of the URL that matches target_session_attrs.
+
+    Hosts are tried one after the other, each for at most
+    `database_connect_timeout_per_host` seconds, all of them within
+    `database_connect_timeout`: the host that answered last first, then the others in the
+    URL's order. `host` is the host that answered last (None before the first connection).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.hosts = split_hosts(settings.database_url)
+        self.host: str | None = None
+        self._preferred = 0  # index in self.hosts of the host that answered last
+        # prefer-standby picks among several answering hosts: asyncpg's own multi-host logic.
+        self._native = (
+            len(self.hosts) < 2 or settings.database_target_session_attrs == "prefer-standby"
+        )
+        whole, each = settings.database_connect_timeout, settings.database_connect_timeout_per_host
+        if not self._native and (len(self.hosts) - 1) * each >= whole:
+            log.warning(
+                "NMPI_DATABASE_CONNECT_TIMEOUT (%g s) leaves no time for the last of %d hosts "
+                "when the others are silent (%g s each): raise it",
+                whole,
+                len(self.hosts),
+                each,
+            )
+
+    async def _connect_to(self, url: str, timeout: float) -> asyncpg.Connection:
+        settings = self.settings
         return await asyncpg.connect(
-            dsn=settings.database_url,
-            timeout=settings.database_connect_timeout,
+            dsn=url,
+            timeout=timeout,
             command_timeout=settings.database_command_timeout,
             target_session_attrs=settings.database_target_session_attrs,
             server_settings={
@@ -59,9 +132,78 @@ def make_engine(settings: Settings) -> AsyncEngine:
             },
         )
 
+    async def connect(self) -> asyncpg.Connection:
+        settings = self.settings
+        if self._native:
+            return await self._connect_to(settings.database_url, settings.database_connect_timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.database_connect_timeout
+        order = [self._preferred] + [i for i in range(len(self.hosts)) if i != self._preferred]
+        failures: list[tuple[str, BaseException, str]] = []  # host, error, what happened
+        for position, index in enumerate(order):
+            host, url = self.hosts[index]
+            budget = min(settings.database_connect_timeout_per_host, deadline - loop.time())
+            if budget <= 0:
+                untried = ", ".join(self.hosts[i][0] for i in order[position:])
+                raise _with_notes(
+                    TimeoutError(
+                        f"no database host answered within {settings.database_connect_timeout:g} s"
+                        f" (not tried: {untried})"
+                    ),
+                    failures,
+                )
+            try:
+                connection = await self._connect_to(url, budget)
+            except _NEXT_HOST_ERRORS as error:
+                failures.append((host, error, _describe(error, budget)))
+                log.debug("database host %s failed: %s", host, failures[-1][2])
+                continue
+            self._preferred = index
+            if host != self.host or failures:
+                # Which host answered, and why the ones before it did not: once per change.
+                skipped = "; ".join(f"{h}: {what}" for h, _, what in failures)
+                log.info(
+                    "database host %s answered%s",
+                    host,
+                    f" (skipped {skipped})" if skipped else "",
+                    extra={"database_host": host, "skipped_hosts": skipped},
+                )
+            self.host = host
+            return connection
+        # Every host failed. Like asyncpg: a connection error if there was one (the last), else
+        # "no host matched" (every host answered, none writable). The notes name each host.
+        errors = [e for _, e, _ in failures]
+        raised = next(
+            (
+                e
+                for e in reversed(errors)
+                if not isinstance(e, asyncpg.exceptions.TargetServerAttributeNotMatched)
+            ),
+            errors[-1],
+        )
+        raise _with_notes(raised, failures)
+
+
+def _describe(error: BaseException, budget: float) -> str:
+    if isinstance(error, TimeoutError):
+        return f"no answer within {budget:.3g} s"
+    return f"{type(error).__name__}: {error}".rstrip(": ")
+
+
+def _with_notes(
+    error: BaseException, failures: list[tuple[str, BaseException, str]]
+) -> BaseException:
+    """`error` with a note per host that failed (the error's own host included)."""
+    for host, _, what in failures:
+        error.add_note(f"database host {host}: {what}")
+    return error
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    connector = Connector(settings)
     engine = create_async_engine(
         "postgresql+asyncpg://",
-        async_creator=connect,
+        async_creator=connector.connect,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,

@@ -29,7 +29,12 @@ class Settings(BaseSettings):
     # Connect to the writable member only, so a site that lost the leader cannot accept writes.
     database_target_session_attrs: str = "read-write"
     database_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
+    # One connection attempt over all the URL's hosts, and each host's share of it (libpq's
+    # connect_timeout): a silent host (a partition drops packets, nothing refuses) is given up
+    # after the second, and the next host tried. With N hosts, N - 1 silent ones use up to
+    # (N - 1) * per-host seconds of the whole: keep the whole longer than that.
     database_connect_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    database_connect_timeout_per_host: Annotated[float, Field(gt=0, le=60)] = 2.0
     # The server cancels a statement after this; the client gives up on a silent server after
     # database_command_timeout (a partition without a TCP reset would otherwise hang requests,
     # pool pings and /readyz for minutes). The first must be shorter than the second.
@@ -61,6 +66,17 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}DATABASE_STATEMENT_TIMEOUT_MS ({self.database_statement_timeout_ms}) "
                 f"must be shorter than {ENV_PREFIX}DATABASE_COMMAND_TIMEOUT "
                 f"({self.database_command_timeout} s)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _host_within_whole_connect_timeout(self) -> Settings:
+        if self.database_connect_timeout_per_host > self.database_connect_timeout:
+            raise ValueError(
+                f"{ENV_PREFIX}DATABASE_CONNECT_TIMEOUT_PER_HOST "
+                f"({self.database_connect_timeout_per_host} s) must not exceed "
+                f"{ENV_PREFIX}DATABASE_CONNECT_TIMEOUT ({self.database_connect_timeout} s), "
+                "the bound of the whole attempt over all hosts"
             )
         return self
 
