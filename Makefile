@@ -10,13 +10,15 @@ VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export SSL_CERT_FILE ?= /etc/ssl/certs/ca-certificates.crt
+# The local OpenStack's clouds.yaml (lab-castor, lab-jusuf, lab-admin), for openstack scenarios.
+export OS_CLIENT_CONFIG_FILE ?= $(CURDIR)/.cache/devstack/clouds.yaml
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup images lint test test-fast molecule bench clean
+.PHONY: help setup images lint test test-fast molecule bench bench-lab devstack devstack-status devstack-down devstack-clean clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: ## Install the locked toolchain (.venv) and start a Docker engine
 	@scripts/setup.sh
@@ -45,5 +47,23 @@ molecule: images ## Run one role's molecule scenario: make molecule ROLE=docker_
 bench: setup ## Benchmarks that print figures (job queue: submissions/s, list latency, claims/s)
 	python platform/job_queue/bench/bench.py $(BENCH_ARGS)
 
+DEVSTACK := $(VENV)/bin/nmpi-devstack
+
+devstack: images ## Start the local two-region OpenStack (tests/devstack; reuses a running one)
+	$(DEVSTACK) up
+
+devstack-status: ## Processes and health of the local OpenStack
+	$(DEVSTACK) status
+
+devstack-down: ## Stop the local OpenStack (its instances and state stay)
+	$(DEVSTACK) down
+
+devstack-clean: ## Stop the local OpenStack and remove its state and instances (the venv stays)
+	$(DEVSTACK) clean --yes
+
+bench-lab: images ## Local OpenStack figures: cold up, restart, memory with 6 instances (wipes the lab)
+	python tests/devstack/bench/bench_lab.py $(BENCH_ARGS)
+
 clean: ## Remove the Python environment and caches (images stay; docker rmi them by hand)
+	-test ! -x $(DEVSTACK) || $(DEVSTACK) clean --yes
 	rm -rf .venv .cache .pytest_cache .mypy_cache .ruff_cache

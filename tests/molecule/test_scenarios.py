@@ -22,7 +22,12 @@ LOGS = REPO / ".cache" / "logs"
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("role", "scenario"), SCENARIOS, ids=[f"{r}:{s}" for r, s in SCENARIOS])
-def test_molecule_scenario(role: str, scenario: str) -> None:
+def test_molecule_scenario(role: str, scenario: str, request: pytest.FixtureRequest) -> None:
+    extra_env: dict[str, str] = {}
+    if scenario == "openstack":
+        # Scenarios on the local OpenStack (default driver): the lab must be up.
+        clouds = request.getfixturevalue("openstack_lab")
+        extra_env["OS_CLIENT_CONFIG_FILE"] = str(clouds)
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / f"molecule-{role}-{scenario}.log"
     started = time.monotonic()
@@ -30,7 +35,7 @@ def test_molecule_scenario(role: str, scenario: str) -> None:
         result = subprocess.run(
             ["molecule", "test", "-s", scenario],
             cwd=ROLES / role,
-            env=tool_env(),
+            env=tool_env(**extra_env),
             stdout=out,
             stderr=subprocess.STDOUT,
             timeout=1200,
@@ -47,3 +52,4 @@ def test_molecule_scenario(role: str, scenario: str) -> None:
 
 def test_molecule_scenarios_exist() -> None:
     assert ("docker_engine", "default") in SCENARIOS
+    assert ("docker_engine", "openstack") in SCENARIOS

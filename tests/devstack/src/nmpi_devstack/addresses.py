@@ -29,6 +29,11 @@ SERVICES_GATEWAY = ipaddress.IPv4Address("198.18.0.1")
 # The authoritative DNS server Designate's pool writes to (BIND9 on the host).
 DNS_ADDRESS = SERVICES_GATEWAY
 DNS_PORT = 53
+# The same BIND9 on loopback: designate-worker's NOTIFY and serial polls, and rndc (control).
+DNS_LOOPBACK_PORT = 5301
+RNDC_PORT = 9953
+# Name of the NS record of every zone Designate creates (out of zone: needs no glue).
+DNS_NS_NAME = "ns1.lab.example."
 
 SHARED_API_HOST = "127.0.0.1"
 
@@ -36,6 +41,9 @@ SHARED_API_HOST = "127.0.0.1"
 # server the machine already runs is left alone.
 MARIADB_PORT = 13306
 RABBITMQ_PORT = 15673
+# RabbitMQ's Erlang port mapper and distribution port (rabbitmqctl), loopback only.
+EPMD_PORT = 14369
+RABBITMQ_DIST_PORT = 35673
 
 PORTS = {
     "keystone": 5000,

@@ -1,0 +1,182 @@
+"""Figures of the local OpenStack: cold start, restart, and memory with six instances.
+
+    python tests/devstack/bench/bench_lab.py [--fresh] [--restarts 3] [--instances 6]
+
+- cold `up`: from a wiped lab state (`nmpi-devstack clean`), so databases, schemas, Keystone,
+  seed data and every service start from nothing; with --fresh the services venv is removed
+  too, so the PyPI install is counted (a fresh machine's case);
+- restart: `down` then `up` of a lab with state (median of --restarts rounds);
+- memory: the lab's processes (PSS, so shared pages are not counted twice, and RSS) plus the
+  instance containers' memory (cgroup usage without page cache), with N instances ACTIVE,
+  half in each region.
+
+Targets (issue 4): cold up <= 10 min on a fresh machine, restart <= 2 min, memory with 6
+instances < 6 GiB. The instances are deleted at the end; the lab is left running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import docker  # type: ignore[import-untyped]
+import openstack.config.loader
+import openstack.connection
+
+REPO = Path(__file__).resolve().parents[3]
+HOME = Path(os.environ.get("NMPI_DEVSTACK_HOME", REPO / ".cache" / "devstack"))
+GIB = 1024**3
+
+
+def devstack(*args: str) -> float:
+    """Run an nmpi-devstack subcommand; return its wall time in seconds."""
+    started = time.monotonic()
+    subprocess.run(
+        [str(REPO / ".venv" / "bin" / "nmpi-devstack"), *args],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    return time.monotonic() - started
+
+
+def lab_pids() -> set[int]:
+    """Every process the lab started (pid files) and all of their descendants."""
+    roots = set()
+    for pidfile in (HOME / "run").glob("*.pid"):
+        try:
+            roots.add(int(pidfile.read_text().strip()))
+        except (OSError, ValueError):
+            continue
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: set[int] = set()
+    todo = [pid for pid in roots if Path(f"/proc/{pid}").exists()]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def process_memory(pids: set[int]) -> tuple[int, int]:
+    """(PSS, RSS) in bytes summed over pids, from /proc/<pid>/smaps_rollup."""
+    pss = rss = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key == "Pss":
+                pss += int(value.split()[0]) * 1024
+            elif key == "Rss":
+                rss += int(value.split()[0]) * 1024
+    return pss, rss
+
+
+def container_memory(client: Any) -> tuple[int, int]:
+    """(count, bytes) of the lab's instance containers: usage minus page cache."""
+    total = count = 0
+    for container in client.containers.list(filters={"label": "nmpi.lab.instance-uuid"}):
+        stats = container.stats(stream=False)["memory_stats"]
+        cache = stats.get("stats", {}).get(
+            "total_inactive_file", stats.get("stats", {}).get("cache", 0)
+        )
+        total += stats.get("usage", 0) - cache
+        count += 1
+    return count, total
+
+
+def boot_instances(clouds: Path, count: int) -> list[tuple[Any, Any]]:
+    loader = openstack.config.loader.OpenStackConfig(config_files=[str(clouds)])
+    made: list[tuple[Any, Any]] = []
+    for index in range(count):
+        cloud = "lab-castor" if index % 2 == 0 else "lab-jusuf"
+        conn: Any = openstack.connection.Connection(config=loader.get_one(cloud=cloud))
+        network = conn.network.find_network("nmpibench-net")
+        if network is None:
+            network = conn.network.create_network(name="nmpibench-net")
+            cidr = "10.81.252.0/24" if cloud == "lab-castor" else "10.82.252.0/24"
+            conn.network.create_subnet(network_id=network.id, ip_version=4, cidr=cidr)
+        server = conn.compute.create_server(
+            name=f"nmpibench-{index}",
+            image_id=conn.image.find_image("debian-12").id,
+            flavor_id=conn.compute.find_flavor("m1.tiny").id,
+            networks=[{"uuid": network.id}],
+        )
+        made.append((conn, server))
+    for conn, server in made:
+        conn.compute.wait_for_server(server, wait=600)
+    return made
+
+
+def delete_instances(made: list[tuple[Any, Any]]) -> None:
+    for conn, server in made:
+        conn.compute.delete_server(server)
+    for conn, server in made:
+        conn.compute.wait_for_delete(server, wait=300)
+    for conn in {id(conn): conn for conn, _ in made}.values():
+        network = conn.network.find_network("nmpibench-net")
+        if network is not None:
+            conn.network.delete_network(network)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--fresh", action="store_true", help="also remove the services venv")
+    parser.add_argument("--restarts", type=int, default=3, help="restart rounds (median)")
+    parser.add_argument("--instances", type=int, default=6, help="instances for the memory figure")
+    args = parser.parse_args()
+
+    devstack("clean", "--yes")
+    if args.fresh:
+        shutil.rmtree(HOME / "venv", ignore_errors=True)
+    cold = devstack("up")
+    print(f"cold up{' (fresh venv)' if args.fresh else ''}: {cold:.0f} s (target <= 600 s)")
+
+    restarts = []
+    for _ in range(args.restarts):
+        devstack("down")
+        restarts.append(devstack("up"))
+    print(
+        f"restart (down + up), median of {len(restarts)}: {statistics.median(restarts):.0f} s "
+        f"(runs: {', '.join(f'{r:.0f}' for r in restarts)}; target <= 120 s)"
+    )
+
+    made = boot_instances(HOME / "clouds.yaml", args.instances)
+    try:
+        time.sleep(20)  # let the instances' systemd and engines settle before measuring
+        pids = lab_pids()
+        pss, rss = process_memory(pids)
+        count, instances = container_memory(docker.from_env())
+        print(f"lab processes: {len(pids)}, PSS {pss / GIB:.2f} GiB (RSS {rss / GIB:.2f} GiB)")
+        print(f"instances: {count}, memory {instances / GIB:.2f} GiB")
+        print(
+            f"total memory with {count} instances: {(pss + instances) / GIB:.2f} GiB "
+            "(PSS + instances; target < 6 GiB)"
+        )
+    finally:
+        delete_instances(made)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
