@@ -4,7 +4,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 include images/images.env
-export NMPI_BASE_IMAGE NMPI_IMAGE_TAG NMPI_IMAGES NMPI_IMAGE_VM
+# Every name of images/images.env reaches the tools (molecule scenarios read NMPI_IMAGE_*).
+$(foreach v,$(filter NMPI_%,$(.VARIABLES)),$(eval export $(v)))
 
 VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)

@@ -1,0 +1,338 @@
+"""Verify platform on the converged web VM, from the controller as a user would reach it:
+HTTPS with the lab CA and the public name (SNI), the redirect, the headers, the API at the
+root, the Job Manager's page, /metrics kept for monitoring, the real nmpi client submitting a
+job, TLS to the database, the schema migrated; then what a site does when API containers or
+its database go away (/readyz 503, so nmpi-failover moves the name)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nmpi
+import nmpi.nmpi_user
+import pytest
+import testinfra
+
+testinfra_hosts = ["platform-web"]
+
+NAME = "nmpi.lab.example"
+API = ("nmpi-job-queue-1", "nmpi-job-queue-2")
+NGINX = "nmpi-nginx"
+EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."))
+CA = EPHEMERAL / "pki" / "ca.crt"
+
+
+@pytest.fixture(scope="module")
+def address(host: Any) -> str:
+    return str(host.interface("eth0").addresses[0])
+
+
+@pytest.fixture(scope="module")
+def db() -> Any:
+    return testinfra.get_host(
+        "ansible://platform-db", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]
+    )
+
+
+class Site:
+    """HTTPS to the web VM's address with the public name as SNI and Host, checked against the
+    lab CA: what a client that resolved the public name to this site does."""
+
+    def __init__(self, address: str) -> None:
+        self.client = httpx.Client(
+            base_url=f"https://{address}", verify=str(CA), headers={"Host": NAME}, timeout=15
+        )
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.client.get(path, extensions={"sni_hostname": NAME}, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.client.post(path, extensions={"sni_hostname": NAME}, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def web(address: str) -> Iterator[Site]:
+    site = Site(address)
+    yield site
+    site.client.close()
+
+
+def inspect(host: Any, name: str) -> dict[str, Any]:
+    return json.loads(host.check_output(f"docker inspect {name}"))[0]  # type: ignore[no-any-return]
+
+
+def eventually(probe: Callable[[], Any], seconds: float = 60) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(1)
+
+
+def readyz(web: Site) -> int:
+    try:
+        return web.get("/readyz").status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def test_api_containers_confined_on_loopback(host: Any) -> None:
+    for index, name in enumerate(API, start=1):
+        info = inspect(host, name)
+        assert info["State"]["Running"]
+        assert info["Config"]["User"] == "10001:10001"
+        config = info["HostConfig"]
+        assert config["NetworkMode"] == "host"
+        assert config["RestartPolicy"]["Name"] == "unless-stopped"
+        assert config["ReadonlyRootfs"] is True
+        assert config["CapDrop"] == ["ALL"]
+        assert "no-new-privileges" in config["SecurityOpt"]
+        assert f"NMPI_BIND=127.0.0.1:{8000 + index}" in info["Config"]["Env"]
+    listening = host.check_output("ss -Hltn")
+    assert "127.0.0.1:8001 " in listening
+    assert "127.0.0.1:8002 " in listening
+    assert "0.0.0.0:8001 " not in listening
+
+
+def test_nginx_unprivileged(host: Any) -> None:
+    info = inspect(host, NGINX)
+    assert info["State"]["Running"]
+    assert info["HostConfig"]["CapDrop"] == ["ALL"]
+    assert [c.removeprefix("CAP_") for c in info["HostConfig"]["CapAdd"]] == ["NET_BIND_SERVICE"]
+    assert info["HostConfig"]["ReadonlyRootfs"] is True
+    pid = info["State"]["Pid"]
+    status = host.file(f"/proc/{pid}/status").content_string
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    assert fields["Uid"].split()[0] == "10002"
+    assert int(fields["CapEff"], 16) == 1 << 10  # CAP_NET_BIND_SERVICE only
+
+
+def test_files_modes(host: Any) -> None:
+    env = host.file("/etc/nmpi/platform/job-queue.env")
+    assert (env.user, env.group, env.mode) == ("root", "root", 0o600)
+    assert "NMPI_DATABASE_URL=postgresql://nmpi:" in env.content_string
+    conf = host.file("/etc/nmpi/platform/nginx/nginx.conf")
+    assert (conf.user, conf.gid, conf.mode) == ("root", 10002, 0o640)
+
+
+def test_readyz_over_tls_with_the_public_name(web: Site) -> None:
+    reply = web.get("/readyz")
+    assert reply.status_code == 200, reply.text
+    assert reply.http_version in ("HTTP/1.1", "HTTP/2")
+
+
+def test_http_redirects_to_https_on_the_public_name(address: str) -> None:
+    reply = httpx.get(f"http://{address}/jobs/?size=1", headers={"Host": NAME}, timeout=10)
+    assert reply.status_code == 301
+    assert reply.headers["location"] == f"https://{NAME}/jobs/?size=1"
+
+
+def test_security_headers(web: Site) -> None:
+    headers = web.get("/").headers
+    assert headers["strict-transport-security"] == "max-age=31536000"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert "server" not in headers or "nginx/" not in headers["server"]
+
+
+def test_api_at_the_root(web: Site) -> None:
+    info = web.get("/").json()
+    assert info["version"] == "3"
+
+
+def test_request_id_goes_through(web: Site) -> None:
+    request_id = uuid.uuid4().hex
+    reply = web.get("/", headers={"X-Request-ID": request_id})
+    assert reply.headers["x-request-id"] == request_id
+
+
+def test_job_manager_page(web: Site) -> None:
+    assert web.get("/app").status_code == 301
+    page = web.get("/app/")
+    assert page.status_code == 200
+    assert "Job Manager" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"  # repeated in the location
+    # A path of the single-page app falls back to its index.
+    assert "Job Manager" in web.get("/app/jobs/42").text
+
+
+def test_metrics_only_for_monitoring(web: Site, host: Any) -> None:
+    assert web.get("/metrics").status_code == 403
+    # From an allowed address (loopback here): the API's metrics.
+    script = (
+        "import ssl, urllib.request; "
+        "ctx = ssl.create_default_context(cafile='/etc/nmpi/pki/ca.crt'); "
+        "print(urllib.request.urlopen('https://127.0.0.1/metrics', context=ctx).read().decode())"
+    )
+    assert "nmpi_http_requests_total" in host.check_output(f'python3 -c "{script}"')
+
+
+@pytest.fixture(scope="module")
+def account(host: Any) -> tuple[str, str, str]:
+    """A user with a token, editor of a collab: the admin CLI inside an API container."""
+    user, collab = f"alice-{uuid.uuid4().hex[:6]}", f"collab-{uuid.uuid4().hex[:6]}"
+    cli = f"docker exec {API[0]} nmpi-job-queue"
+    host.check_output(f"{cli} user add {user} --name Alice --email {user}@example.org")
+    host.check_output(f"{cli} member add {user} {collab} --role editor")
+    token = host.check_output(f"{cli} token create {user}").strip()
+    return user, collab, token
+
+
+def test_nmpi_client_submits_a_job(
+    account: tuple[str, str, str], address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The unmodified client, through nginx, TLS checked against the lab CA (the certificate
+    # also names the VM's address). It caches its token in ~/.hbptoken: keep that out.
+    monkeypatch.setattr(nmpi.nmpi_user, "TOKENFILE", str(tmp_path / "hbptoken"))
+    # The 0.11.2 client ignores `verify` for its userinfo call (requests' default bundle):
+    # with a private CA, users point REQUESTS_CA_BUNDLE at it, which every call honours.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(CA))
+    user, collab, token = account
+    client = nmpi.Client(
+        token=token,
+        job_service=f"https://{address}",
+        user_info_endpoint=f"https://{address}/userinfo",
+        verify=str(CA),
+    )
+    assert client.username == user
+    assert collab in client.my_collabs()
+    uri = client.submit_job(source="print('hello')", platform="SpiNNaker", collab_id=collab)
+    assert client.job_status(uri) == "submitted"
+    assert uri in client.queued_jobs()
+
+
+def test_post_job_with_a_token(web: Site, account: tuple[str, str, str]) -> None:
+    _, collab, token = account
+    reply = web.post(
+        "/jobs/",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "code": "print(1)",
+            "command": "run.py",
+            "collab": collab,
+            "hardware_platform": "BrainScaleS",
+        },
+    )
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["status"] == "submitted"
+    assert web.post("/jobs/", json={"code": "x", "collab": collab}).status_code in (401, 403)
+
+
+def test_database_connections_use_tls(db: Any, web: Site) -> None:
+    assert web.get("/readyz").status_code == 200
+    query = (
+        "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_activity a "
+        "JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'nmpi'"
+    )
+    tls, total = db.check_output(f'runuser -u postgres -- psql -tA -F" " -c "{query}"').split()
+    assert int(total) > 0
+    assert tls == total
+
+
+def test_schema_migrated_once(db: Any) -> None:
+    version = db.check_output(
+        'runuser -u postgres -- psql -d nmpi -tA -c "SELECT version_num FROM alembic_version"'
+    )
+    assert version.strip() == "0001"
+
+
+def converge(**extra_vars: object) -> tuple[int, str, int]:
+    """Run the scenario's converge.yml again: (return code, output, tasks changed)."""
+    scenario = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", Path(__file__).parent.parent))
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent),
+            str(scenario / "converge.yml"),
+            "-e",
+            json.dumps(extra_vars),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = " ".join((result.stdout + result.stderr).split())
+    changed = sum(int(n) for n in re.findall(r" : ok=\d+ changed=(\d+) ", output))
+    return result.returncode, output, changed
+
+
+def test_new_settings_roll_out_without_failed_requests(host: Any, web: Site) -> None:
+    """A changed setting recreates the API containers one at a time; requests keep working."""
+    before = {name: inspect(host, name)["Id"] for name in API}
+    # A setting that changes nothing in local identity mode, new at every run.
+    setting = {"NMPI_OIDC_CACHE_SECONDS": str(int(time.time()) % 3000)}
+    failures: list[str] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            try:
+                reply = web.get("/")
+                if reply.status_code != 200:
+                    failures.append(f"{reply.status_code} {reply.text[:100]}")
+            except httpx.HTTPError as error:
+                failures.append(repr(error))
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        rc, out, changed = converge(platform_api_env=setting)
+    finally:
+        done.set()
+        poller.join(timeout=10)
+    assert rc == 0, out[-3000:]
+    assert changed >= 3  # the settings file and both containers
+    assert all(inspect(host, name)["Id"] != before[name] for name in API)
+    env = host.file("/etc/nmpi/platform/job-queue.env").content_string
+    assert f"NMPI_OIDC_CACHE_SECONDS={setting['NMPI_OIDC_CACHE_SECONDS']}" in env
+    assert failures == []
+    # Nothing left to do with the same variables; no migration ran again.
+    rc, out, changed = converge(platform_api_env=setting)
+    assert (rc, changed) == (0, 0), out[-3000:]
+
+
+def test_one_api_container_down_the_site_still_serves(host: Any, web: Site) -> None:
+    host.check_output(f"docker stop {API[0]}")
+    try:
+        assert all(web.get("/readyz").status_code == 200 for _ in range(10))
+    finally:
+        host.check_output(f"docker start {API[0]}")
+
+
+def test_no_api_container_answers_503(host: Any, web: Site) -> None:
+    host.check_output(f"docker stop {' '.join(API)}")
+    try:
+        reply = web.get("/readyz")
+        assert reply.status_code == 503
+        assert reply.headers["retry-after"] == "2"
+        assert "unavailable" in reply.json()["detail"]
+    finally:
+        host.check_output(f"docker start {' '.join(API)}")
+    assert eventually(lambda: readyz(web) == 200)
+
+
+def test_database_down_readyz_503(db: Any, web: Site) -> None:
+    # The site cannot take writes: /readyz says so, and nmpi-failover moves the name away.
+    db.check_output("systemctl stop postgresql@15-main")
+    try:
+        assert eventually(lambda: readyz(web) == 503, 30)
+    finally:
+        db.check_output("systemctl start postgresql@15-main")
+    assert eventually(lambda: readyz(web) == 200, 60)
