@@ -17,6 +17,7 @@ instances < 6 GiB. The instances are deleted at the end; the lab is left running
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -48,57 +49,35 @@ def devstack(*args: str) -> float:
     return time.monotonic() - started
 
 
-def lab_pids() -> set[int]:
-    """Every process the lab started (pid files) and all of their descendants."""
-    roots = set()
-    for pidfile in (HOME / "run").glob("*.pid"):
-        try:
-            roots.add(int(pidfile.read_text().strip()))
-        except (OSError, ValueError):
-            continue
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: set[int] = set()
-    todo = [pid for pid in roots if Path(f"/proc/{pid}").exists()]
-    while todo:
-        pid = todo.pop()
-        if pid not in found:
-            found.add(pid)
-            todo.extend(children.get(pid, []))
-    return found
-
-
-def process_memory(pids: set[int]) -> tuple[int, int]:
-    """(PSS, RSS) in bytes summed over pids, from /proc/<pid>/smaps_rollup."""
-    pss = rss = 0
-    for pid in pids:
-        try:
-            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            key, _, value = line.partition(":")
-            if key == "Pss":
-                pss += int(value.split()[0]) * 1024
-            elif key == "Rss":
-                rss += int(value.split()[0]) * 1024
-    return pss, rss
+def lab_memory() -> tuple[int, int, int]:
+    """(processes, PSS, RSS) of the lab's services, as `nmpi-devstack status --json` sums them
+    over each service and the workers it forked (PSS counts shared pages once)."""
+    out = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "nmpi-devstack"), "status", "--json"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    processes = json.loads(out)["processes"]
+    count = sum(int(p.get("processes", 1)) for p in processes)
+    pss = sum(int(p.get("pss_kb", 0)) for p in processes) * 1024
+    rss = sum(int(p.get("rss_kb", 0)) for p in processes) * 1024
+    return count, pss, rss
 
 
 def container_memory(client: Any) -> tuple[int, int]:
-    """(count, bytes) of the lab's instance containers: usage minus page cache."""
+    """(count, bytes) of the lab's instance containers: their memory cgroup's usage minus
+    the page cache that can be dropped (what a VM of that size would really need)."""
     total = count = 0
     for container in client.containers.list(filters={"label": "nmpi.lab.instance-uuid"}):
-        stats = container.stats(stream=False)["memory_stats"]
-        cache = stats.get("stats", {}).get(
-            "total_inactive_file", stats.get("stats", {}).get("cache", 0)
+        cgroup = Path("/sys/fs/cgroup/memory/docker") / container.id
+        usage = int((cgroup / "memory.usage_in_bytes").read_text())
+        stat = dict(
+            (line.split()[0], int(line.split()[1]))
+            for line in (cgroup / "memory.stat").read_text().splitlines()
         )
-        total += stats.get("usage", 0) - cache
+        total += usage - stat.get("total_inactive_file", 0)
         count += 1
     return count, total
 
@@ -137,15 +116,39 @@ def delete_instances(made: list[tuple[Any, Any]]) -> None:
             conn.network.delete_network(network)
 
 
+def measure_memory(count_wanted: int) -> None:
+    made = boot_instances(HOME / "clouds.yaml", count_wanted)
+    try:
+        time.sleep(20)  # let the instances' systemd and engines settle before measuring
+        processes, pss, rss = lab_memory()
+        count, instances = container_memory(docker.from_env())
+        print(f"lab processes: {processes}, PSS {pss / GIB:.2f} GiB (RSS {rss / GIB:.2f} GiB)")
+        print(f"instances: {count}, memory {instances / GIB:.2f} GiB")
+        print(
+            f"total memory with {count} instances: {(pss + instances) / GIB:.2f} GiB "
+            "(PSS + instances; target < 6 GiB)"
+        )
+    finally:
+        delete_instances(made)
+
+
 def main() -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--fresh", action="store_true", help="also remove the services venv")
     parser.add_argument("--restarts", type=int, default=3, help="restart rounds (median)")
     parser.add_argument("--instances", type=int, default=6, help="instances for the memory figure")
+    parser.add_argument(
+        "--memory-only", action="store_true", help="only the memory figure, on the running lab"
+    )
     args = parser.parse_args()
 
+    if args.memory_only:
+        devstack("up")
+        measure_memory(args.instances)
+        return 0
     devstack("clean", "--yes")
     if args.fresh:
         shutil.rmtree(HOME / "venv", ignore_errors=True)
@@ -161,20 +164,7 @@ def main() -> int:
         f"(runs: {', '.join(f'{r:.0f}' for r in restarts)}; target <= 120 s)"
     )
 
-    made = boot_instances(HOME / "clouds.yaml", args.instances)
-    try:
-        time.sleep(20)  # let the instances' systemd and engines settle before measuring
-        pids = lab_pids()
-        pss, rss = process_memory(pids)
-        count, instances = container_memory(docker.from_env())
-        print(f"lab processes: {len(pids)}, PSS {pss / GIB:.2f} GiB (RSS {rss / GIB:.2f} GiB)")
-        print(f"instances: {count}, memory {instances / GIB:.2f} GiB")
-        print(
-            f"total memory with {count} instances: {(pss + instances) / GIB:.2f} GiB "
-            "(PSS + instances; target < 6 GiB)"
-        )
-    finally:
-        delete_instances(made)
+    measure_memory(args.instances)
     return 0
 
 

@@ -1,9 +1,11 @@
-"""Acceptance of the local two-region OpenStack, through its public APIs (openstacksdk).
+"""Acceptance of the local OpenStack's regions, through their public APIs (openstacksdk).
 
 Everything here is what a role or nmpi-failover will do on Castor and JUSUF: networks,
 routers, security groups, key pairs, servers reached over SSH through floating IPs, volumes
 formatted inside an instance and moved to another, a floating IP moved with its traffic,
-Designate records served by DNS, and a region cut off and restored.
+Designate records served by DNS, and a region cut off and restored. When the lab runs the
+witness region too (`nmpi-devstack up --regions castor,jusuf,witness`), that it reaches both
+sites and outlives either one's cut.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import dns.resolver
 import openstack.exceptions
 import pytest
+import yaml
 
 from tests.devstack.tests.labcloud import (
     DNS_SERVER,
@@ -49,6 +53,17 @@ def jusuf(openstack_lab: Path, ssh_key: Path) -> Iterator[Site]:
     site = Site("jusuf", PREFIX, connect(openstack_lab, "lab-jusuf"), "10.82.251.0/24")
     try:
         yield build_site(site, ssh_key, ["c"], with_fip=["c"])
+    finally:
+        purge(site)
+
+
+@pytest.fixture(scope="module")
+def witness(openstack_lab: Path, ssh_key: Path) -> Iterator[Site]:
+    if "lab-witness" not in yaml.safe_load(openstack_lab.read_text())["clouds"]:
+        pytest.skip("the lab runs without the witness (up --regions castor,jusuf,witness)")
+    site = Site("witness", PREFIX, connect(openstack_lab, "lab-witness"), "10.83.251.0/24")
+    try:
+        yield build_site(site, ssh_key, ["w"], with_fip=["w"])
     finally:
         purge(site)
 
@@ -235,6 +250,36 @@ def test_region_cut_off_and_restored(castor: Site, jusuf: Site, ssh_key: Path) -
         devstack("restore", "castor")
     wait_until("castor to be reachable again", lambda: tcp_open(castor_fip, 22), 30)
     assert ssh(ssh_key, jusuf_fip, f"timeout 5 bash -c '</dev/tcp/{castor_fip}/22' && echo open")
+
+
+def test_witness_reaches_both_sites_and_outlives_either_cut(
+    castor: Site, jusuf: Site, witness: Site, ssh_key: Path
+) -> None:
+    fips = {
+        "castor": castor.floating_ips["a"].floating_ip_address,
+        "jusuf": jusuf.floating_ips["c"].floating_ip_address,
+        "witness": witness.floating_ips["w"].floating_ip_address,
+    }
+
+    def probe(source: str, target: str) -> str:
+        """From an instance of one region to SSH at another's floating IP: open or closed."""
+        check = f"timeout 5 bash -c '</dev/tcp/{fips[target]}/22' && echo open || echo closed"
+        return ssh(ssh_key, fips[source], check).strip()
+
+    for site in ("castor", "jusuf"):
+        assert probe(site, "witness") == "open", f"{site} does not reach the witness"
+        assert probe("witness", site) == "open", f"the witness does not reach {site}"
+    for cut, other in (("castor", "jusuf"), ("jusuf", "castor")):
+        devstack("cut", cut)
+        try:
+            assert tcp_open(fips["witness"], 22), f"the host lost the witness with {cut}"
+            assert probe("witness", other) == "open", f"witness -> {other} while {cut} is cut"
+            assert probe(other, "witness") == "open", f"{other} -> witness while {cut} is cut"
+            assert probe("witness", cut) == "closed", f"the witness reaches {cut} while cut"
+        finally:
+            devstack("restore", cut)
+        back = partial(tcp_open, fips[cut], 22)
+        wait_until(f"{cut} to be reachable again", back, 30)
 
 
 def test_stop_start_and_reboot_act_on_the_instance(castor: Site, ssh_key: Path) -> None:

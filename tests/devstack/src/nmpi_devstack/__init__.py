@@ -1,1 +1,1 @@
-"""The local two-region OpenStack (tests/devstack): `nmpi-devstack up|status|down|clean`."""
+"""The local multi-region OpenStack (tests/devstack): `nmpi-devstack up|status|down|clean`."""

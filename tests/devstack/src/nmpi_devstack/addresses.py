@@ -3,17 +3,24 @@
 Nothing in the lab sends traffic outside these ranges and loopback (the instances' own
 package downloads leave through Docker's NAT like any container's).
 
+Every region a lab can run is here (REGIONS), with the same addresses whether it runs or
+not. A lab runs the two sites, castor and jusuf, unless told otherwise; the witness (the
+design's third location) runs when asked: `nmpi-devstack up --regions castor,jusuf,witness`
+(regions.py chooses and remembers the set).
+
 - API endpoints bind loopback only: the shared services (Keystone, Glance, Designate) and
-  region castor on 127.0.0.1, region jusuf on 127.0.0.2, on the standard ports.
+  region castor on 127.0.0.1, region jusuf on 127.0.0.2, region witness on 127.0.0.3, on
+  the standard ports.
 - 198.18.0.0/15 (RFC 2544, "benchmarking": never routed on the Internet) holds the lab's
   own networks:
     198.18.0.0/24   lab services bridge; the host is 198.18.0.1 and serves DNS there (the
                     BIND9 server Designate writes to), reachable from the host and instances
     198.18.81.0/24  region castor's external network (floating IPs)
     198.18.82.0/24  region jusuf's external network (floating IPs)
+    198.18.83.0/24  region witness's external network (floating IPs)
 - Tenant networks are the users' choice inside the region's range (10.81.0.0/16 for
-  castor, 10.82.0.0/16 for jusuf): each Neutron subnet becomes a Docker bridge with the same
-  CIDR on this one host, so subnets may not overlap across the lab.
+  castor, 10.82.0.0/16 for jusuf, 10.83.0.0/16 for witness): each Neutron subnet becomes a
+  Docker bridge with the same CIDR on this one host, so subnets may not overlap across the lab.
 """
 
 from __future__ import annotations
@@ -84,6 +91,8 @@ class Region:
         return f"nmpilab-{self.name}-ext"
 
 
+# Every region of the plan, in the plan's order: a lab's regions keep this order, and the
+# first of them is its primary region (see regions.py).
 REGIONS: dict[str, Region] = {
     "castor": Region(
         name="castor",
@@ -96,6 +105,14 @@ REGIONS: dict[str, Region] = {
         api_host="127.0.0.2",
         external_cidr=ipaddress.IPv4Network("198.18.82.0/24"),
         tenant_range=ipaddress.IPv4Network("10.82.0.0/16"),
+    ),
+    # The third location: an etcd member, the DNS server and nmpi-failover live there, so it
+    # must outlive either site (`nmpi-devstack cut castor` leaves it alone).
+    "witness": Region(
+        name="witness",
+        api_host="127.0.0.3",
+        external_cidr=ipaddress.IPv4Network("198.18.83.0/24"),
+        tenant_range=ipaddress.IPv4Network("10.83.0.0/16"),
     ),
 }
 

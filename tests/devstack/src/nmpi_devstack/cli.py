@@ -1,4 +1,4 @@
-"""nmpi-devstack: the local two-region OpenStack of nmpi-infra (see tests/devstack/README.md)."""
+"""nmpi-devstack: the local OpenStack of nmpi-infra, a region per site (see tests/devstack)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Protocol, cast
 
 from . import addresses as a
+from . import keystone, regions
 from .lab import Lab, status_json
 from .paths import Paths
 from .settings import Settings
@@ -20,6 +21,7 @@ from .supervisor import LabError
 EPILOG = """\
 examples:
   nmpi-devstack up                 # build or restart the lab (idempotent)
+  nmpi-devstack up --regions castor,jusuf,witness   # add the witness (remembered)
   eval "$(nmpi-devstack env)"      # then: openstack --os-cloud lab-castor server list
   nmpi-devstack status             # every process, its pid and health; exit 1 if unhealthy
   nmpi-devstack status --json
@@ -36,10 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nmpi-devstack",
         description=(
-            "A real, small two-region OpenStack on this machine: Keystone, Placement, Nova,\n"
+            "A real, small multi-region OpenStack on this machine: Keystone, Placement, Nova,\n"
             "Neutron, Cinder, Glance and Designate from PyPI; MariaDB, RabbitMQ and BIND9 from\n"
-            f"Debian. Regions: {', '.join(a.REGIONS)}. Instances are containers run by the lab\n"
-            "hypervisor. See tests/devstack/README.md."
+            f"Debian. Regions: {', '.join(regions.DEFAULT)} by default, any of"
+            f" {', '.join(a.REGIONS)} with\n"
+            "`up --regions`. Instances are containers run by the lab hypervisor.\n"
+            "See tests/devstack/README.md."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -53,8 +57,23 @@ def _parser() -> argparse.ArgumentParser:
             "Create or refresh the services venv, install MariaDB/RabbitMQ/BIND9 if missing, "
             "render the configuration, start every process in dependency order with readiness "
             "checks, sync schemas and seed data once. Healthy running processes are left alone. "
-            "Prints the clouds.yaml to use."
+            "Prints the clouds.yaml to use. The regions are the ones given (--regions, or "
+            f"${regions.ENV}), else the ones the last `up` was given (remembered in the state "
+            f"directory), else {','.join(regions.DEFAULT)}. A region added is set up and "
+            "started; a region dropped is removed with its instances, volumes and databases "
+            "(refused while it has instances or volumes, unless --force)."
         ),
+    )
+    up.add_argument(
+        "--regions",
+        metavar="R1,R2,...",
+        help=f"the lab's regions, among {', '.join(a.REGIONS)} (remembered for later commands;"
+        f" default: the remembered ones, else {','.join(regions.DEFAULT)})",
+    )
+    up.add_argument(
+        "--force",
+        action="store_true",
+        help="remove a region dropped from --regions even if it has instances or volumes",
     )
     up.add_argument("--no-sync", action="store_true", help="skip `uv sync` of the services venv")
     up.add_argument(
@@ -196,14 +215,24 @@ def _exclusive(paths: Paths, command: str) -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     paths = Paths.from_env()
-    lab = Lab(paths, Settings.from_env())
     try:
+        source = ""
+        if args.command == "up":
+            names, source = regions.chosen(paths, args.regions, os.environ)
+        else:
+            names = regions.current(paths)
+        lab = Lab(paths, Settings.from_env(), region_names=names)
         if args.command in ("up", "down", "clean"):
             if args.command == "clean" and not _confirm_clean(paths, args.yes):
                 return 2
             with _exclusive(paths, args.command):
                 if args.command == "up":
-                    lab.up(sync_venv=not args.no_sync, reseed=args.reseed)
+                    lab.up(
+                        sync_venv=not args.no_sync,
+                        reseed=args.reseed,
+                        force=args.force,
+                        regions_source=source,
+                    )
                 elif args.command == "down":
                     lab.down(timeout=args.timeout)
                 else:
@@ -212,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(lab, args.json)
         elif args.command == "env":
             print(f"export OS_CLIENT_CONFIG_FILE={paths.clouds_yaml}")
-            print("# clouds: lab-castor, lab-jusuf (user lab), lab-admin (admin, both regions)")
+            users = ", ".join(keystone.cloud_names(lab.regions)[:-1])
+            print(f"# clouds: {users} (user lab), lab-admin (admin, regions {', '.join(names)})")
         elif args.command in ("cut", "restore"):
             _chaos(args.command, args.region)
         else:

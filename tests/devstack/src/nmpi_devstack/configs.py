@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +29,23 @@ RNDC_KEY_NAME = "nmpilab-rndc"
 KEYSTONE_URL = f"http://{a.SHARED_API_HOST}:{a.PORTS['keystone']}/v3"
 
 
-def databases() -> list[str]:
+def region_databases(region: str) -> list[str]:
+    """The databases of one region: no other region or shared service uses them."""
+    names = [f"{db}_{region}" for db in ("nova_api", "nova_cell0", "nova", "placement")]
+    return [*names, f"neutron_{region}", f"cinder_{region}"]
+
+
+def databases(regions: Iterable[str]) -> list[str]:
     names = ["keystone", "glance", "designate"]
-    for r in a.REGIONS:
-        names += [f"{db}_{r}" for db in ("nova_api", "nova_cell0", "nova", "placement")]
-        names += [f"neutron_{r}", f"cinder_{r}"]
+    for r in regions:
+        names += region_databases(r)
     return names
 
 
 def vhosts() -> list[str]:
+    """RabbitMQ's vhosts: the shared one and one per region of the address plan, running or
+    not (an idle vhost costs nothing, and adding a region then never restarts the broker,
+    which loads them from definitions.json at boot only)."""
     return [SHARED_VHOST, *a.REGIONS]
 
 
@@ -47,10 +55,13 @@ def compute_host(region: str) -> str:
 
 
 class Renderer:
-    def __init__(self, paths: Paths, secrets: Secrets, settings: Settings) -> None:
+    def __init__(
+        self, paths: Paths, secrets: Secrets, settings: Settings, regions: Sequence[a.Region]
+    ) -> None:
         self.paths = paths
         self.secrets = secrets
         self.settings = settings
+        self.regions = tuple(regions)  # the lab's regions: only theirs are rendered
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
             undefined=jinja2.StrictUndefined,
@@ -157,7 +168,7 @@ class Renderer:
         self.keystone()
         self.glance()
         self.designate()
-        for region in a.REGIONS.values():
+        for region in self.regions:
             self.region(region)
 
     def infra(self) -> None:

@@ -14,7 +14,7 @@ import docker.types  # type: ignore[import-untyped]
 
 from . import addresses as a
 from .commands import run
-from .configs import DB_USER, databases
+from .configs import DB_USER
 from .paths import Paths
 from .supervisor import LabError
 
@@ -34,6 +34,9 @@ PACKAGES = {
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 LAB_LABEL = "nmpi.lab"
 REGION_LABEL = "nmpi.lab.region"
+# the lab hypervisor's labels of an instance's container (nmpi_lab_openstack.docker_vm)
+INSTANCE_LABEL = "nmpi.lab.instance-uuid"
+INSTANCE_NAME_LABEL = "nmpi.lab.instance-name"
 
 
 def install_packages(paths: Paths) -> list[str]:
@@ -114,19 +117,23 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def mariadb_setup(paths: Paths, password: str) -> None:
+def mariadb_setup(paths: Paths, password: str, databases: list[str]) -> None:
     """Databases and the services' user (idempotent; resets the password to the stored one)."""
     pw = _sql_string(password)
     stmts = []
     for host in ("127.0.0.1", "localhost"):
         stmts.append(f"CREATE USER IF NOT EXISTS '{DB_USER}'@'{host}' IDENTIFIED BY {pw};")
         stmts.append(f"ALTER USER '{DB_USER}'@'{host}' IDENTIFIED BY {pw};")
-    for db in databases():
+    for db in databases:
         stmts.append(f"CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4;")
         for host in ("127.0.0.1", "localhost"):
             stmts.append(f"GRANT ALL PRIVILEGES ON `{db}`.* TO '{DB_USER}'@'{host}';")
     stmts.append("FLUSH PRIVILEGES;")
     sql(paths, "\n".join(stmts) + "\n")
+
+
+def drop_databases(paths: Paths, names: list[str]) -> None:
+    sql(paths, "".join(f"DROP DATABASE IF EXISTS `{n}`;\n" for n in names))
 
 
 def databases_empty(paths: Paths, names: list[str]) -> bool:
@@ -240,12 +247,31 @@ def ensure_external_network(client: docker.DockerClient, region: a.Region) -> st
     )
 
 
-def remove_lab_docker_objects(client: docker.DockerClient) -> tuple[int, int]:
-    """Remove every container and network labelled nmpi.lab (what `clean` promises)."""
-    containers = client.containers.list(all=True, filters={"label": LAB_LABEL})
+def region_instances(client: docker.DockerClient, region: str) -> list[str]:
+    """Names of a region's instances: its hypervisor's containers (they outlive `down`)."""
+    containers = client.containers.list(
+        all=True, filters={"label": [f"{REGION_LABEL}={region}", INSTANCE_LABEL]}
+    )
+    return sorted(str((c.labels or {}).get(INSTANCE_NAME_LABEL) or c.name) for c in containers)
+
+
+def region_has_docker_objects(client: docker.DockerClient, region: str) -> bool:
+    label = {"label": f"{REGION_LABEL}={region}"}
+    return bool(
+        client.containers.list(all=True, filters=label) or client.networks.list(filters=label)
+    )
+
+
+def remove_lab_docker_objects(
+    client: docker.DockerClient, region: str | None = None
+) -> tuple[int, int]:
+    """Remove every container and network labelled nmpi.lab (what `clean` promises), or only
+    those of one region (what removing a region from the lab promises)."""
+    label = LAB_LABEL if region is None else f"{REGION_LABEL}={region}"
+    containers = client.containers.list(all=True, filters={"label": label})
     for c in containers:
         c.remove(force=True, v=True)
-    networks = client.networks.list(filters={"label": LAB_LABEL})
+    networks = client.networks.list(filters={"label": label})
     for n in networks:
         n.reload()
         for attached in n.attrs.get("Containers") or {}:

@@ -1,15 +1,17 @@
-"""Keystone: bootstrap, the two-region catalog, projects and users, and clouds.yaml.
+"""Keystone: bootstrap, the catalog of the lab's regions, projects and users, and clouds.yaml.
 
-One Keystone serves both regions. Each region has its own identity endpoints (services look
+One Keystone serves every region. Each region has its own identity endpoints (services look
 Keystone up in their own region) and its own Placement, Nova, Neutron and Cinder at the
-region's loopback address; Glance and Designate are shared but registered in both regions.
-Everything here must exist before any Nova service starts: they cache the catalog.
+region's loopback address; Glance and Designate are shared but registered in every region.
+Everything here must exist before any Nova service starts: they cache the catalog. A region
+of the address plan the lab no longer runs loses its endpoints (and its Keystone region).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,7 +29,11 @@ from .paths import Paths
 
 SERVICE_USERS = ("nova", "neutron", "cinder", "glance", "placement", "designate")
 INTERFACES = ("public", "internal")
-CLOUDS = ("lab-castor", "lab-jusuf", "lab-admin")
+
+
+def cloud_names(regions: Sequence[a.Region]) -> list[str]:
+    """The clouds of clouds.yaml: lab-<region> (user lab) for each region, then lab-admin."""
+    return [*(f"lab-{r.name}" for r in regions), "lab-admin"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class CatalogService:
     description: str
     path: str = ""  # appended to http://host:port
     port_key: str = ""
-    shared: bool = False  # at 127.0.0.1 for both regions
+    shared: bool = False  # at 127.0.0.1 for every region
 
 
 CATALOG = (
@@ -72,16 +78,17 @@ def manage(paths: Paths, *args: str) -> str:
     )
 
 
-def prepare(paths: Paths, secrets: Secrets, marker: Markers) -> None:
-    """Keys, schema and bootstrap (each done once; `marker` records completed steps)."""
+def prepare(paths: Paths, secrets: Secrets, marker: Markers, primary: a.Region) -> None:
+    """Keys, schema and bootstrap (each done once; `marker` records completed steps).
+
+    The bootstrap registers Keystone in the primary region; ensure_catalog does the rest."""
     etc = paths.conf("keystone")
     if not any((etc / "fernet-keys").glob("0")):
         manage(paths, "fernet_setup", "--keystone-user", "root", "--keystone-group", "root")
     if not any((etc / "credential-keys").glob("0")):
         manage(paths, "credential_setup", "--keystone-user", "root", "--keystone-group", "root")
     marker.once("keystone-db-sync", lambda: manage(paths, "db_sync"), version_of="keystone")
-    castor = a.REGIONS["castor"]
-    url = endpoint_url(CATALOG[0], castor)
+    url = endpoint_url(CATALOG[0], primary)
     marker.once(
         "keystone-bootstrap",
         lambda: manage(
@@ -98,7 +105,7 @@ def prepare(paths: Paths, secrets: Secrets, marker: Markers) -> None:
             "--bootstrap-service-name",
             "keystone",
             "--bootstrap-region-id",
-            castor.name,
+            primary.name,
             "--bootstrap-admin-url",
             url,
             "--bootstrap-internal-url",
@@ -132,12 +139,11 @@ def connect(
     )
 
 
-def desired_state(secrets: Secrets) -> str:
+def desired_state(secrets: Secrets, regions: Sequence[a.Region]) -> str:
     """A fingerprint of what ensure_catalog creates: unchanged means nothing to do."""
     spec = {
-        "catalog": [
-            (s.name, s.type, [endpoint_url(s, r) for r in a.REGIONS.values()]) for s in CATALOG
-        ],
+        "regions": [r.name for r in regions],
+        "catalog": [(s.name, s.type, [endpoint_url(s, r) for r in regions]) for s in CATALOG],
         "users": SERVICE_USERS,
         "secrets": [secrets.service, secrets.lab],
         "version": 3,
@@ -145,23 +151,35 @@ def desired_state(secrets: Secrets) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
-def ensure_catalog(conn: openstack.connection.Connection, secrets: Secrets) -> None:
-    """Regions, services, endpoints, projects, users and role assignments (idempotent)."""
+def ensure_catalog(
+    conn: openstack.connection.Connection, secrets: Secrets, regions: Sequence[a.Region]
+) -> None:
+    """Regions, services, endpoints, projects, users and role assignments (idempotent).
+
+    Endpoints (and the Keystone region) of a region of the address plan that is not among
+    `regions` are deleted: the lab stopped running it."""
     ident = cast(IdentityProxy, conn.identity)  # identity_api_version is 3
+    wanted = {r.name for r in regions}
     existing_regions = {r.id for r in ident.regions()}
-    for name in a.REGIONS:
-        if name not in existing_regions:
-            ident.create_region(id=name, description=f"nmpi lab region {name}")
+    for region in regions:
+        if region.name not in existing_regions:
+            ident.create_region(id=region.name, description=f"nmpi lab region {region.name}")
 
     services = {(s.name, s.type): s for s in ident.services()}
     endpoints = list(ident.endpoints())
+    for endpoint in endpoints:
+        if endpoint.region_id in a.REGIONS and endpoint.region_id not in wanted:
+            ident.delete_endpoint(endpoint)
+    for name in existing_regions:
+        if name in a.REGIONS and name not in wanted:
+            ident.delete_region(name)
     for entry in CATALOG:
         service = services.get((entry.name, entry.type))
         if service is None:
             service = ident.create_service(
                 name=entry.name, type=entry.type, description=entry.description
             )
-        for region in a.REGIONS.values():
+        for region in regions:
             url = endpoint_url(entry, region)
             for interface in INTERFACES:
                 found = [
@@ -208,7 +226,7 @@ def ensure_catalog(conn: openstack.connection.Connection, secrets: Secrets) -> N
     user("lab", secrets.lab, project("lab", "The lab's tenant: what site.yml provisions"), "member")
 
 
-def clouds_yaml(secrets: Secrets) -> dict[str, Any]:
+def clouds_yaml(secrets: Secrets, regions: Sequence[a.Region]) -> dict[str, Any]:
     def auth(user: str, password: str) -> dict[str, str]:
         return {
             "auth_url": KEYSTONE_URL,
@@ -221,27 +239,28 @@ def clouds_yaml(secrets: Secrets) -> dict[str, Any]:
 
     common = {"identity_api_version": 3, "interface": "public"}
     clouds: dict[str, Any] = {}
-    for region in a.REGIONS:
-        clouds[f"lab-{region}"] = {
+    for region in regions:
+        clouds[f"lab-{region.name}"] = {
             "auth": auth("lab", secrets.lab),
-            "region_name": region,
+            "region_name": region.name,
             **common,
         }
+    # openstacksdk's default region is the first listed: the primary one
     clouds["lab-admin"] = {
         "auth": auth("admin", secrets.admin),
-        "regions": list(a.REGIONS),
+        "regions": [r.name for r in regions],
         **common,
     }
     return {"clouds": clouds}
 
 
-def write_clouds_yaml(paths: Paths, secrets: Secrets) -> None:
+def write_clouds_yaml(paths: Paths, secrets: Secrets, regions: Sequence[a.Region]) -> None:
     text = (
         "# Written by nmpi-devstack: the lab's clouds (generated passwords; do not commit).\n"
         "# export OS_CLIENT_CONFIG_FILE="
         + str(paths.clouds_yaml)
         + "\n"
-        + yaml.safe_dump(clouds_yaml(secrets), sort_keys=False)
+        + yaml.safe_dump(clouds_yaml(secrets, regions), sort_keys=False)
     )
     if not paths.clouds_yaml.exists() or paths.clouds_yaml.read_text() != text:
         write_private(paths.clouds_yaml, text)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import addresses as a
-from . import configs, infra, keystone, schemas, seed, services, venv
+from . import configs, infra, keystone, regions, schemas, seed, services, venv
 from .commands import run
 from .credentials import Secrets, load_or_create
 from .health import API_ERRORS, AdminClients, ServiceKey, ServiceView
@@ -84,11 +84,21 @@ class Lab:
     paths: Paths
     settings: Settings
     out: TextIO = sys.stdout
+    # the regions of the address plan this lab runs (regions.py), in the plan's order
+    region_names: tuple[str, ...] = regions.DEFAULT
 
     def __post_init__(self) -> None:
         self.progress = Progress(self.out)
         self.supervisor = Supervisor(self.paths, base_env(self.paths))
         self._admin: AdminClients | None = None
+        self.regions = regions.specs(self.region_names)
+        if not self.regions:
+            raise LabError("a lab needs at least one region")
+
+    @property
+    def primary(self) -> a.Region:
+        """The first region: the shared services (Glance, Designate) are reached through it."""
+        return self.regions[0]
 
     # --- helpers ------------------------------------------------------------------------
     def admin(self, secrets: Secrets) -> AdminClients:
@@ -97,7 +107,15 @@ class Lab:
         return self._admin
 
     def procs(self) -> list[Proc]:
-        return services.table(self.paths, self.settings.netagent)
+        return services.table(self.paths, self.settings.netagent, self.regions)
+
+    def all_procs(self) -> list[Proc]:
+        """The processes of every region of the address plan: what `down` stops (a region
+        dropped by an interrupted `up` is stopped too)."""
+        return services.table(self.paths, self.settings.netagent, a.REGIONS.values())
+
+    def renderer(self, secrets: Secrets) -> configs.Renderer:
+        return configs.Renderer(self.paths, secrets, self.settings, self.regions)
 
     def secrets(self) -> Secrets:
         return load_or_create(self.paths.secrets)
@@ -115,9 +133,27 @@ class Lab:
         )
 
     # --- up -----------------------------------------------------------------------------
-    def up(self, *, sync_venv: bool = True, reseed: bool = False) -> None:
+    def up(
+        self,
+        *,
+        sync_venv: bool = True,
+        reseed: bool = False,
+        force: bool = False,
+        regions_source: str = "",
+    ) -> None:
+        """Bring the lab to its regions (self.region_names) and start what is not running.
+
+        A region of the address plan that is not among them but has state (a region dropped
+        from the set) is removed; refused while it has instances or volumes, unless `force`.
+        """
         p = self.paths
         p.make_dirs()
+        client = infra.docker_client()
+        dropped = self.dropped_regions(client)
+        self.check_dropped(client, dropped, force)
+        regions.remember(p, self.region_names)
+        how = f" ({regions_source})" if regions_source else ""
+        self.progress.line(f"regions: {', '.join(self.region_names)}{how}")
         if reseed:
             (p.markers / "seed").unlink(missing_ok=True)
         for override in self.settings.overridden():
@@ -135,12 +171,11 @@ class Lab:
         markers = Markers(p, venv.package_versions(p))
         self.prepare_state_dirs()
         with self.progress.step("configuration rendered") as d:
-            configs.Renderer(p, secrets, self.settings).render_all()
+            self.renderer(secrets).render_all()
             d.append(str(p.etc))
         with self.progress.step("docker networks") as d:
-            client = infra.docker_client()
             d.append(f"{a.SERVICES_DOCKER_NETWORK} {infra.ensure_services_network(client)}")
-            for region in a.REGIONS.values():
+            for region in self.regions:
                 made = infra.ensure_external_network(client, region)
                 d.append(f"{region.docker_external_network} {made}")
 
@@ -152,22 +187,26 @@ class Lab:
             infra.bind_rescan(p)  # a docker network made after BIND9 started: listen there too
         self.start_tier("infra")
         with self.progress.step("databases and user"):
-            infra.mariadb_setup(p, secrets.mariadb)
+            infra.mariadb_setup(p, secrets.mariadb, configs.databases(self.region_names))
+        for name in dropped:
+            self.remove_region(client, name)
 
         # the other services' schemas migrate meanwhile: they need the database, not Keystone
         with ThreadPoolExecutor(max_workers=1) as background:
             schemas_done = background.submit(self.schema_syncs, markers, secrets)
             with self.progress.step("keystone: keys, schema, bootstrap"):
-                keystone.prepare(p, secrets, markers)
+                keystone.prepare(p, secrets, markers, self.primary)
             self.start_tier("identity")
             with self.progress.step("keystone: catalog, projects, users") as d:
                 ran = markers.once(
                     "keystone-catalog",
-                    lambda: keystone.ensure_catalog(keystone.connect(secrets), secrets),
-                    value=keystone.desired_state(secrets),
+                    lambda: keystone.ensure_catalog(
+                        keystone.connect(secrets, self.primary.name), secrets, self.regions
+                    ),
+                    value=keystone.desired_state(secrets, self.regions),
                 )
                 d.append("updated" if ran else "unchanged")
-                keystone.write_clouds_yaml(p, secrets)
+                keystone.write_clouds_yaml(p, secrets, self.regions)
             schemas_done.result()
         self.start_tier("api")
         daemons = self.start_tier("daemon")
@@ -176,7 +215,9 @@ class Lab:
         self.wait_services(secrets, [pr for pr in self.procs() if pr.spec.name in daemons])
         self.discover_hosts()
         with self.progress.step("seed data") as d:
-            ran = markers.once("seed", lambda: self.seed(secrets), value=seed.fingerprint())
+            ran = markers.once(
+                "seed", lambda: self.seed(secrets), value=seed.fingerprint(self.regions)
+            )
             d.append(
                 "created or checked"
                 if ran
@@ -185,10 +226,86 @@ class Lab:
         self.start_tier("agent")
         procs = self.procs()
         self.progress.line(
-            f"lab up: {len(procs)} processes; clouds {', '.join(keystone.CLOUDS)}"
-            f" in {p.clouds_yaml}"
+            f"lab up: {len(procs)} processes, regions {', '.join(self.region_names)};"
+            f" clouds {', '.join(keystone.cloud_names(self.regions))} in {p.clouds_yaml}"
         )
         print(f"export OS_CLIENT_CONFIG_FILE={p.clouds_yaml}", file=self.out)
+
+    def service_region(self, pr: Proc) -> str:
+        """The region whose service list shows a daemon (a shared one: the primary's)."""
+        return pr.spec.group if pr.spec.group in self.region_names else self.primary.name
+
+    # --- regions dropped from the set ---------------------------------------------------
+    def dropped_regions(self, client: Any) -> list[str]:
+        """Regions of the address plan the lab does not run but that left something behind."""
+        p = self.paths
+        found = []
+        for name, region in a.REGIONS.items():
+            if name in self.region_names:
+                continue
+            procs = services.region(p, region, self.settings.netagent, p.clouds_yaml)
+            if (
+                p.region_data(name).exists()
+                or p.conf(name).exists()
+                or any(p.pidfile(pr.spec.name).exists() for pr in procs)
+                or infra.region_has_docker_objects(client, name)
+            ):
+                found.append(name)
+        return found
+
+    def check_dropped(self, client: Any, dropped: list[str], force: bool) -> None:
+        """Refuse to remove regions that have instances or volumes, unless forced."""
+        losses: dict[str, str] = {}
+        for name in dropped:
+            instances = infra.region_instances(client, name)
+            volumes = sorted(self.paths.region_data(name, "volumes").glob("volume-*.img"))
+            parts = [f"{len(instances)} instance(s) ({', '.join(instances)})"] if instances else []
+            parts += [f"{len(volumes)} volume(s)"] if volumes else []
+            if parts:
+                losses[name] = " and ".join(parts)
+        if not losses:
+            return
+        if force:
+            for name, what in losses.items():
+                self.progress.warn(f"--force: region {name} is removed with its {what}")
+            return
+        keep = ",".join(r for r in a.REGIONS if r in self.region_names or r in losses)
+        clouds = ", ".join(f"openstack --os-cloud lab-{n} server list" for n in losses)
+        raise LabError(
+            "; ".join(f"region {n} has {what}" for n, what in losses.items())
+            + f": removing {'it' if len(losses) == 1 else 'them'} from the lab (regions"
+            f" {', '.join(self.region_names)}) would destroy them. Nothing was changed.\n"
+            f"  Delete them first ({clouds}; volume list), or keep"
+            f" {'it' if len(losses) == 1 else 'them'}: nmpi-devstack up --regions {keep}\n"
+            "  or destroy them with the region: nmpi-devstack up --force --regions"
+            f" {','.join(self.region_names)}"
+        )
+
+    def remove_region(self, client: Any, name: str) -> None:
+        """Everything of a region the lab no longer runs: its processes, host rules, instances
+        and networks, volumes' loop devices, databases, state and one-time markers. Its
+        catalog entries and cloud go at the Keystone step (ensure_catalog, clouds.yaml)."""
+        p = self.paths
+        region = a.REGIONS[name]
+        with self.progress.step(f"region {name} removed") as d:
+            procs = services.region(p, region, self.settings.netagent, p.clouds_yaml)
+            running = [pr.spec.name for pr in procs if self.supervisor.alive(pr.spec.name)]
+            self.supervisor.stop([pr.spec.name for pr in procs])
+            d.append(f"stopped {len(running)} processes")
+            agent = p.bin / self.settings.netagent if self.settings.netagent else None
+            if agent is not None and agent.exists():
+                # the agent's host chains (nat, filter) outlive it: remove them
+                self.manage(f"{name}-netagent", agent, "--region", name, "--cleanup")
+            containers, networks = infra.remove_lab_docker_objects(client, name)
+            d.append(f"removed {containers} containers, {networks} networks")
+            d.append(f"detached {detach_loop_devices(p.region_data(name))} loop devices")
+            infra.drop_databases(p, configs.region_databases(name))
+            for marker in p.markers.glob(f"{name}-*"):
+                marker.unlink()
+            for directory in (p.conf(name), p.region_data(name)):
+                if directory.exists():
+                    shutil.rmtree(directory)
+            d.append("databases and state dropped")
 
     def update_pool(self, markers: Markers) -> None:
         """designate-manage pool update (through designate-central: after the daemons start)."""
@@ -234,7 +351,7 @@ class Lab:
         p = self.paths
         for d in ("images", "staging", "tasks", "lock", "designate/lock"):
             (p.data / d).mkdir(parents=True, exist_ok=True)
-        for r in a.REGIONS:
+        for r in self.region_names:
             for d in (
                 "nova/lock",
                 "nova/instances",
@@ -296,9 +413,9 @@ class Lab:
         return Path(pr.spec.argv[0]).exists() and venv.module_exists(self.paths, NETAGENT_MODULE)
 
     def schema_syncs(self, markers: Markers, secrets: Secrets) -> None:
-        renderer = configs.Renderer(self.paths, secrets, self.settings)
+        renderer = self.renderer(secrets)
         runner = schemas.SchemaRunner(self.paths, markers, self.progress, self.manage, renderer)
-        runner.run(schemas.plan(self.paths, renderer))
+        runner.run(schemas.plan(self.paths, renderer, self.regions))
 
     def wait_services(
         self, secrets: Secrets, procs: Iterable[Proc], timeout: float = 240.0
@@ -308,8 +425,7 @@ class Lab:
         wanted: dict[ServiceKey, ProcSpec] = {}
         for pr in procs:
             if pr.service is not None:
-                region = pr.spec.group if pr.spec.group in a.REGIONS else "castor"
-                wanted[(region, *pr.service)] = pr.spec
+                wanted[(self.service_region(pr), *pr.service)] = pr.spec
         begin = time.monotonic()
         while True:
             for spec in wanted.values():
@@ -332,7 +448,7 @@ class Lab:
         """Map each region's nova-compute into cell1 (once; the scheduler also does it, every
         30 s)."""
         p = self.paths
-        for r in a.REGIONS:
+        for r in self.region_names:
             host = configs.compute_host(r)
             mapped = infra.sql(
                 p, f"SELECT host FROM `nova_api_{r}`.host_mappings WHERE host='{host}';"
@@ -369,9 +485,9 @@ class Lab:
     def seed(self, secrets: Secrets) -> None:
         try:
             with self.progress.step("seed: image") as d:
-                image = seed.ensure_image(self.paths, self.admin(secrets)("castor"))
+                image = seed.ensure_image(self.paths, self.admin(secrets)(self.primary.name))
                 d.append(f"{seed.IMAGE_NAME} {image}")
-            for region in a.REGIONS.values():
+            for region in self.regions:
                 with self.progress.step(
                     f"seed {region.name}: flavors, network public, quotas"
                 ) as d:
@@ -385,11 +501,14 @@ class Lab:
 
     # --- status -------------------------------------------------------------------------
     def status(self) -> list[dict[str, Any]]:
+        """A row per process of the lab's regions, and per process still running of a region
+        the lab no longer runs (unhealthy: `up` removes it)."""
         rows = []
         view: ServiceView | None = None
         if self.paths.secrets.exists():
             view = ServiceView(self.admin(self.secrets()))
-        for pr in self.procs():
+        procs = self.procs()
+        for pr in procs:
             spec = pr.spec
             info = read_pid(self.paths, spec.name)
             alive = is_alive(info)
@@ -401,29 +520,40 @@ class Lab:
             else:
                 health = spec.check() if spec.check else None
                 if health is None and pr.service is not None and view is not None:
-                    region = spec.group if spec.group in a.REGIONS else "castor"
-                    health = view.state(region, *pr.service)
-            mem = memory(info.pid) if alive and info else {"rss_kb": 0, "pss_kb": 0, "processes": 0}
-            rows.append(
-                {
-                    "name": spec.name,
-                    "group": spec.group,
-                    "tier": pr.tier,
-                    "pid": info.pid if alive and info else None,
-                    "alive": alive,
-                    "healthy": health is None,
-                    "health": "ok" if health is None else health,
-                    "check": spec.check_desc
-                    or (f"{pr.service[0]} service list" if pr.service else "alive"),
-                    "log": str(self.paths.log(spec.name)),
-                    **mem,
-                }
-            )
+                    health = view.state(self.service_region(pr), *pr.service)
+            rows.append(self.status_row(pr, health))
+        ours = {pr.spec.name for pr in procs}
+        for pr in self.all_procs():
+            if pr.spec.name not in ours and self.supervisor.alive(pr.spec.name):
+                health = (
+                    f"running, but region {pr.spec.group} is not one of the lab's"
+                    f" ({', '.join(self.region_names)}): `nmpi-devstack up` removes it"
+                )
+                rows.append(self.status_row(pr, health))
         return rows
+
+    def status_row(self, pr: Proc, health: str | None) -> dict[str, Any]:
+        spec = pr.spec
+        info = read_pid(self.paths, spec.name)
+        alive = is_alive(info)
+        mem = memory(info.pid) if alive and info else {"rss_kb": 0, "pss_kb": 0, "processes": 0}
+        return {
+            "name": spec.name,
+            "group": spec.group,
+            "tier": pr.tier,
+            "pid": info.pid if alive and info else None,
+            "alive": alive,
+            "healthy": health is None,
+            "health": "ok" if health is None else health,
+            "check": spec.check_desc
+            or (f"{pr.service[0]} service list" if pr.service else "alive"),
+            "log": str(self.paths.log(spec.name)),
+            **mem,
+        }
 
     # --- down / clean -------------------------------------------------------------------
     def down(self, timeout: float = 30.0) -> None:
-        procs = self.procs()
+        procs = self.all_procs()
         waves = (
             # the OpenStack services first (they would log connection errors), then the
             # infrastructure, epmd last (rabbitmq-server stops its node through it)

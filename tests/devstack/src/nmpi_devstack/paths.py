@@ -5,8 +5,9 @@ etc/<group>/...       rendered configuration (group: shared, mariadb, bind, cast
 data/...              MariaDB datadir, RabbitMQ mnesia, Glance store, per-region state
 logs/<name>.log       one log per process (stdout, stderr and the service's own log_file)
 run/<name>.pid        "<pid> <start time>" of each process the lab started
+regions               the lab's regions (regions.py): what `up --regions` chose last
 secrets.json          generated passwords and keys (0600)
-clouds.yaml           lab-castor, lab-jusuf, lab-admin (0600)
+clouds.yaml           lab-<region> for each region, lab-admin (0600)
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ class Paths:
     @property
     def secrets(self) -> Path:
         return self.home / "secrets.json"
+
+    @property
+    def regions_file(self) -> Path:
+        """The lab's regions, as the last `up` chose them (regions.py)."""
+        return self.home / "regions"
 
     @property
     def clouds_yaml(self) -> Path:

@@ -1,15 +1,16 @@
 """Database schemas: each service's migrations, once per package version.
 
 The migrations are CPU-bound Python (alembic) and the lab has two cores: on a cold start the
-first region's schemas are migrated and a new, empty region gets copies of them (mariadb-dump
-takes a second where nova's migrations take a minute). A region that already has tables is
-always migrated in place: it holds data a copy would overwrite.
+first region's schemas are migrated and the other new, empty regions get copies of them
+(mariadb-dump takes a second where nova's migrations take a minute). A region that already
+has tables is always migrated in place: it holds data a copy would overwrite; so is a region
+added to a lab whose first region has data already.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,7 @@ class SchemaSync:
         return f"{self.region}-{self.program}" if self.region else self.program
 
 
-def plan(paths: Paths, renderer: Renderer) -> list[SchemaSync]:
+def plan(paths: Paths, renderer: Renderer, regions: Sequence[a.Region]) -> list[SchemaSync]:
     p = paths
 
     def cell0(region: str) -> str:
@@ -68,7 +69,7 @@ def plan(paths: Paths, renderer: Renderer) -> list[SchemaSync]:
                    (p.conf("designate", "designate.conf"),), (("database", "sync"),),
                    ("designate",)),
     ]  # fmt: skip
-    for r in a.REGIONS:
+    for r in (region.name for region in regions):
         syncs += [
             SchemaSync("placement", r, "openstack-placement", "placement-manage",
                        (p.conf(r, "placement", "placement.conf"),), (("db", "sync"),),
@@ -143,15 +144,22 @@ class SchemaRunner:
         if not todo:
             self.progress.line("schemas: up to date")
             return
-        first = next(iter(a.REGIONS))
-        empty = {r: infra.databases_empty(self.paths, databases_of(syncs, r)) for r in a.REGIONS}
+        regions = list(dict.fromkeys(s.region for s in syncs if s.region is not None))
+        first = regions[0] if regions else None
+        empty = {r: infra.databases_empty(self.paths, databases_of(syncs, r)) for r in regions}
         migrate: list[SchemaSync] = []
         copies: list[tuple[SchemaSync, SchemaSync]] = []
         for sync in todo:
             source = next(
                 (s for s in todo if s.service == sync.service and s.region == first), None
             )
-            if sync.region not in (None, first) and empty[sync.region] and empty[first] and source:
+            if (
+                sync.region not in (None, first)
+                and first is not None
+                and empty[sync.region]
+                and empty[first]
+                and source
+            ):
                 copies.append((source, sync))
             else:
                 migrate.append(sync)

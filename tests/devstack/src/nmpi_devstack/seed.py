@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -110,8 +111,8 @@ def ensure_quotas(conn: openstack.connection.Connection) -> None:
     conn.network.update_quota(project.id, **NETWORK_QUOTAS)
 
 
-def fingerprint() -> str:
-    """What seed data the lab wants: a change makes `up` seed again."""
+def fingerprint(regions: Sequence[a.Region]) -> str:
+    """What seed data the lab wants: a change (a region added, too) makes `up` seed again."""
     spec = [IMAGE_NAME, FLAVORS, COMPUTE_QUOTAS, VOLUME_QUOTAS, NETWORK_QUOTAS]
-    spec += [(r.name, str(r.external_cidr)) for r in a.REGIONS.values()]
+    spec += [(r.name, str(r.external_cidr)) for r in regions]
     return hashlib.sha256(repr(spec).encode()).hexdigest()

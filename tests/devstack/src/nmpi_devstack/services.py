@@ -3,7 +3,7 @@
 Start order (`up`) is by tier; `down` stops the tiers in reverse:
     infra    MariaDB, epmd + RabbitMQ, BIND9
     identity Keystone
-    api      Placement, Nova, Neutron, Cinder APIs per region; Glance, Designate API
+    api      Placement, Nova, Neutron, Cinder APIs per region of the lab; Glance, Designate API
     daemon   conductor, scheduler, compute, neutron RPC/periodic, cinder scheduler/volume,
              designate central/worker/producer/mdns
     agent    the lab network agent per region (last: it watches the others through the API)
@@ -11,6 +11,7 @@ Start order (`up`) is by tier; `down` stops the tiers in reverse:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -171,9 +172,9 @@ def region(paths: Paths, r: a.Region, netagent: str, clouds_yaml: Path) -> list[
     return procs
 
 
-def table(paths: Paths, netagent: str) -> list[Proc]:
-    """Every process of the lab, in start order."""
+def table(paths: Paths, netagent: str, regions: Iterable[a.Region]) -> list[Proc]:
+    """Every process of a lab with these regions, in start order."""
     procs = infra(paths) + shared(paths)
-    for r in a.REGIONS.values():
+    for r in regions:
         procs += region(paths, r, netagent, paths.clouds_yaml)
     return sorted(procs, key=lambda p: TIERS.index(p.tier))
