@@ -147,7 +147,7 @@ def test_floating_ip_moves_with_its_traffic(castor: Site, ssh_key: Path) -> None
         wait_until(
             "traffic to the floating IP to reach the new server",
             lambda: ssh(ssh_key, address, "hostname").strip() == b.name,
-            timeout=30,
+            timeout=60,
         )
         print(f"floating IP moved: traffic follows after {time.monotonic() - moved:.1f}s")
         assert conn.network.get_ip(fip.id).status == "ACTIVE"
@@ -156,7 +156,7 @@ def test_floating_ip_moves_with_its_traffic(castor: Site, ssh_key: Path) -> None
         wait_until(
             "traffic to return to the first server",
             lambda: ssh(ssh_key, address, "hostname").strip() == a.name,
-            timeout=30,
+            timeout=60,
         )
 
 
