@@ -28,7 +28,9 @@ DNS_SERVER = "198.18.0.1"
 T = TypeVar("T")
 
 
-def wait_until(what: str, check: Callable[[], T | None], timeout: float = 120.0) -> T:
+def wait_until(
+    what: str, check: Callable[[], T | None], timeout: float = 120.0, interval: float = 1.0
+) -> T:
     """Poll check() until it returns a true value; fail naming `what` after timeout."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -39,7 +41,7 @@ def wait_until(what: str, check: Callable[[], T | None], timeout: float = 120.0)
                 return value
         except Exception as exc:  # keep polling; report the last failure
             last_error = exc
-        time.sleep(1)
+        time.sleep(interval)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
 
 

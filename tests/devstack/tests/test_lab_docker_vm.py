@@ -26,6 +26,7 @@ import docker.errors  # type: ignore[import-untyped]
 import pytest
 from nmpi_lab_openstack import cloud_config, docker_vm
 
+from tests.devstack.tests.labcloud import wait_until
 from tests.support import read_images_env
 
 REGION = "nmpilabtest"
@@ -36,17 +37,7 @@ T = TypeVar("T")
 
 
 def wait_for(what: str, check: Callable[[], T], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as exc:  # keep polling; report the last failure
-            last = exc
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
+    return wait_until(what, check, timeout, interval=0.5)
 
 
 @dataclass

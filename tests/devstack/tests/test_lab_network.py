@@ -33,6 +33,7 @@ import pytest
 from nmpi_devstack import addresses, chaos
 from nmpi_lab_openstack import netagent
 
+from tests.devstack.tests.labcloud import wait_until
 from tests.support import read_images_env
 
 pytestmark = pytest.mark.slow
@@ -74,12 +75,7 @@ def _exec(vm: str, *command: str, check: bool = True) -> str:
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    wait_until(what, check, timeout, interval=0.3)
 
 
 def tcp_open(address: str, port: int, timeout: float = 1.5) -> bool:

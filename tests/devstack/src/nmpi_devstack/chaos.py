@@ -38,6 +38,8 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from nmpi_lab_openstack.lab_state import docker_network_subnets
+
 from nmpi_devstack import addresses
 from nmpi_devstack.supervisor import LabError
 
@@ -189,28 +191,16 @@ def _region(region: str) -> addresses.Region:
         raise ChaosError(f"unknown region {region!r} (the lab's regions: {known})") from None
 
 
-def _network_subnets(network: dict[str, Any]) -> list[IPv4Network]:
-    found = []
-    for config in (network.get("IPAM") or {}).get("Config") or ():
-        try:
-            subnet = ipaddress.ip_network(str(config.get("Subnet")), strict=False)
-        except ValueError:
-            continue
-        if isinstance(subnet, IPv4Network):
-            found.append(subnet)
-    return found
-
-
 def region_ranges(region: str) -> list[IPv4Network]:
     """The region's ranges now: its external network and its Docker networks' subnets."""
     spec = _region(region)
     ranges = [spec.external_cidr]
     client = _docker()
     for network in client.api.networks(filters={"label": f"{REGION_LABEL}={region}"}):
-        ranges += _network_subnets(network)
+        ranges += docker_network_subnets(network)
     for network in client.api.networks(filters={"name": spec.docker_external_network}):
         if network.get("Name") == spec.docker_external_network:
-            ranges += _network_subnets(network)
+            ranges += docker_network_subnets(network)
     return sorted(ipaddress.collapse_addresses(set(ranges)))
 
 

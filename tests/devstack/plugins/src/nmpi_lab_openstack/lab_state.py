@@ -358,3 +358,16 @@ def _rule_key(rule: IngressRule) -> tuple[str, int, int, tuple[str, ...]]:
         -1 if rule.port_max is None else rule.port_max,
         tuple(str(s) for s in rule.sources or ()),
     )
+
+
+def docker_network_subnets(network: Mapping[str, Any]) -> list[ipaddress.IPv4Network]:
+    """The IPv4 subnets of a Docker network, from its `docker network inspect` data."""
+    found = []
+    for config in (network.get("IPAM") or {}).get("Config") or ():
+        try:
+            subnet = ipaddress.ip_network(str(config.get("Subnet")), strict=False)
+        except ValueError:
+            continue
+        if isinstance(subnet, ipaddress.IPv4Network):
+            found.append(subnet)
+    return found

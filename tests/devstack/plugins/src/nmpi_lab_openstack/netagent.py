@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import json
 import os
 import shutil
@@ -46,7 +45,13 @@ from typing import Any, NamedTuple, TextIO
 
 from nmpi_lab_openstack import lab_iptables
 from nmpi_lab_openstack.lab_iptables import LabRanges, SavedTable
-from nmpi_lab_openstack.lab_state import IPv4Network, PortFilter, RegionState, build_region_state
+from nmpi_lab_openstack.lab_state import (
+    IPv4Network,
+    PortFilter,
+    RegionState,
+    build_region_state,
+    docker_network_subnets,
+)
 
 STATS_EVERY = 60.0  # seconds between two `stats` lines
 VERIFY_NETNS_EVERY = 10  # rounds between two checks of an unchanged instance's rules
@@ -289,18 +294,6 @@ def covers(
     return not (_references(ports, floating_ips) - known - unresolved)
 
 
-def _ipv4_subnets(network: dict[str, Any]) -> list[IPv4Network]:
-    found = []
-    for config in (network.get("IPAM") or {}).get("Config") or ():
-        try:
-            subnet = ipaddress.ip_network(str(config.get("Subnet")), strict=False)
-        except ValueError:
-            continue
-        if isinstance(subnet, IPv4Network):
-            found.append(subnet)
-    return found
-
-
 def lab_ranges(networks: Sequence[dict[str, Any]]) -> LabRanges:
     """The lab's ranges from Docker's networks (name nmpilab-* or label nmpi.lab=1).
 
@@ -314,7 +307,7 @@ def lab_ranges(networks: Sequence[dict[str, Any]]) -> LabRanges:
         name = str(network.get("Name") or "")
         if not (name.startswith("nmpilab-") or labels.get(LAB_LABEL) == "1"):
             continue
-        subnets = _ipv4_subnets(network)
+        subnets = docker_network_subnets(network)
         every += subnets
         if NETWORK_ID_LABEL not in labels:
             public += subnets
