@@ -23,6 +23,7 @@ def _devstack(*args: str, log: Path, timeout: float) -> subprocess.CompletedProc
         return subprocess.run(
             ["nmpi-devstack", *args],
             cwd=REPO,
+            stdin=subprocess.DEVNULL,
             env=tool_env(),
             stdout=out,
             stderr=subprocess.STDOUT,

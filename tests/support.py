@@ -63,6 +63,7 @@ def run_playbook(
             str(play),
         ],
         cwd=REPO,
+        stdin=subprocess.DEVNULL,
         env=tool_env(),
         capture_output=True,
         text=True,

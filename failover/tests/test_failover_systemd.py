@@ -76,6 +76,7 @@ def units(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             str(play),
         ],
         cwd=REPO,
+        stdin=subprocess.DEVNULL,
         env=env,
         capture_output=True,
         text=True,

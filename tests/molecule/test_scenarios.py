@@ -35,6 +35,7 @@ def test_molecule_scenario(role: str, scenario: str, request: pytest.FixtureRequ
         result = subprocess.run(
             ["molecule", "test", "-s", scenario],
             cwd=ROLES / role,
+            stdin=subprocess.DEVNULL,
             env=tool_env(**extra_env),
             stdout=out,
             stderr=subprocess.STDOUT,

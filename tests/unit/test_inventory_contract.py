@@ -26,6 +26,7 @@ def provision_precheck(
     return subprocess.run(
         ["ansible-playbook", "playbooks/provision.yml", "-i", str(inventory), "--check", *args],
         cwd=REPO,
+        stdin=subprocess.DEVNULL,
         env=tool_env(OS_CLIENT_CONFIG_FILE=str(empty_clouds)),
         capture_output=True,
         text=True,

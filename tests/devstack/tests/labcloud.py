@@ -105,6 +105,7 @@ def ssh(key: Path, address: str, command: str, jump: str | None = None, timeout:
         options += ["-o", f"ProxyCommand={proxy}"]
     result = subprocess.run(
         ["ssh", *options, f"debian@{address}", command],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -226,6 +226,7 @@ def ssh(key: Path, address: str, command: str) -> subprocess.CompletedProcess[st
             f"debian@{address}",
             command,
         ],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,

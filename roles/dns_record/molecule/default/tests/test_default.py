@@ -77,6 +77,7 @@ def converge(*args: str, **extra_vars: object) -> tuple[int, str, int]:
     result = subprocess.run(
         [str(playbook), "-i", str(inventory), str(SCENARIO / "converge.yml"), *args]
         + (["-e", json.dumps(extra_vars)] if extra_vars else []),
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=300,

@@ -262,6 +262,7 @@ def converge(**extra_vars: object) -> tuple[int, str, int]:
             "-e",
             json.dumps(extra_vars),
         ],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=600,
