@@ -16,7 +16,7 @@ export OS_CLIENT_CONFIG_FILE ?= $(CURDIR)/.cache/devstack/clouds.yaml
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup images lint test test-fast molecule bench bench-lab devstack devstack-status devstack-down devstack-clean clean
+.PHONY: help setup images lint test test-fast test-lab molecule bench bench-lab bench-deploy lab lab-info lab-down devstack devstack-status devstack-down devstack-clean clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,8 +38,11 @@ lint: ## ruff, mypy, yamllint, ansible-lint (production profile)
 test-fast: lint ## Lint + unit tests: no Docker needed (the inner loop)
 	pytest -m "not slow" $(PYTEST_ARGS)
 
-test: images lint ## Everything: lint, unit tests and every molecule scenario
-	pytest $(PYTEST_ARGS)
+# Two workers: the local OpenStack's suites on one (xdist group "lab"), the rest on the other.
+PYTEST_WORKERS ?= 2
+
+test: images lint ## Everything: lint, unit tests, every molecule scenario, the lab suites, site.yml on the lab
+	pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 molecule: images ## Run one role's molecule scenario: make molecule ROLE=docker_engine [SCENARIO=default] [CMD=test]
 	@test -n "$(ROLE)" || { echo "make molecule: set ROLE=<role>, e.g. ROLE=docker_engine" >&2; exit 2; }
@@ -49,6 +52,27 @@ bench: setup ## Benchmarks that print figures (job queue: submissions/s, list la
 	python platform/job_queue/bench/bench.py $(BENCH_ARGS)
 
 DEVSTACK := $(VENV)/bin/nmpi-devstack
+LAB_REGIONS := castor,jusuf,witness
+
+lab: images ## The main job on the local lab: OpenStack (castor, jusuf, witness), site.yml, how to reach it
+	$(DEVSTACK) up --regions $(LAB_REGIONS)
+	ansible-playbook site.yml -i inventories/lab $(ANSIBLE_ARGS)
+	python -m tests.lab.info
+
+lab-info: ## How to reach the platform `make lab` deployed: URL, CA file, an nmpi client example
+	python -m tests.lab.info
+
+lab-down: setup ## Remove what site.yml created on the lab (playbooks/destroy.yml), then stop the lab
+	$(DEVSTACK) up --regions $(LAB_REGIONS)
+	ansible-playbook playbooks/destroy.yml -i inventories/lab -e nmpi_destroy_confirm=lab
+	$(DEVSTACK) down
+
+test-lab: images ## Acceptance of site.yml on the lab: deploys (or converges), checks, re-runs, --check
+	pytest tests/lab $(PYTEST_ARGS)
+
+bench-deploy: images ## Deploy figures on the lab: site.yml cold, end to end (lab stopped), re-run (destroys the lab's platform)
+	python tests/lab/bench_deploy.py $(BENCH_ARGS)
+
 
 devstack: images ## Start the local two-region OpenStack (tests/devstack; reuses a running one)
 	$(DEVSTACK) up

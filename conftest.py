@@ -41,3 +41,12 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
                 "start its child processes with stdin=subprocess.DEVNULL",
                 yellow=True,
             )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the local OpenStack runs on one xdist worker (group "lab"): the
+    worker that started the lab stops it at its session's end, which must not happen under
+    another worker's tests, and the lab's suites share its resources."""
+    for item in items:
+        if "openstack_lab" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("lab"))

@@ -12,6 +12,7 @@ import pytest
 from tests.support import REPO, tool_env
 
 LOGS = REPO / ".cache" / "logs"
+LAB_REGIONS = "castor,jusuf,witness"
 
 
 def devstack_home() -> Path:
@@ -45,7 +46,8 @@ def openstack_lab() -> Iterator[Path]:
     log = LOGS / "devstack.log"
     log.write_text("")
     was_running = _devstack("status", log=log, timeout=120).returncode == 0
-    up = _devstack("up", log=log, timeout=1500)
+    # All three locations: site.yml (tests/lab) needs the witness region too.
+    up = _devstack("up", "--regions", LAB_REGIONS, log=log, timeout=1500)
     if up.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-40:])
         pytest.fail(f"nmpi-devstack up failed (exit {up.returncode}); log: {log}\n{tail}")

@@ -20,8 +20,21 @@ SCENARIOS = sorted(
 LOGS = REPO / ".cache" / "logs"
 
 
+# Scenarios on the local OpenStack share the lab with its other suites: one xdist worker runs
+# them all (make test: pytest -n 2 --dist loadgroup), the Docker scenarios run beside them.
+PARAMS = [
+    pytest.param(
+        role,
+        scenario,
+        id=f"{role}:{scenario}",
+        marks=[pytest.mark.xdist_group("lab")] if scenario == "openstack" else [],
+    )
+    for role, scenario in SCENARIOS
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("role", "scenario"), SCENARIOS, ids=[f"{r}:{s}" for r, s in SCENARIOS])
+@pytest.mark.parametrize(("role", "scenario"), PARAMS)
 def test_molecule_scenario(role: str, scenario: str, request: pytest.FixtureRequest) -> None:
     extra_env: dict[str, str] = {}
     if scenario == "openstack":

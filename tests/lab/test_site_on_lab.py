@@ -1,0 +1,142 @@
+"""site.yml on the local lab (inventories/lab): the acceptance of the main job.
+
+The session deploys with `ansible-playbook site.yml -i inventories/lab` on the local OpenStack
+(a lab that is already deployed only converges again), then checks what users and operators
+rely on: the database leader and its synchronous standby, both sites' APIs through their
+floating IPs, the public name in the lab's DNS, a job submitted with the real nmpi client
+through the public name, and a second run and a check-mode run that change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import nmpi
+import pytest
+
+from tests.lab import deployment
+from tests.support import REPO, tool_env
+
+pytestmark = pytest.mark.slow
+
+LOGS = REPO / ".cache" / "logs"
+FAILOVER_CLI = "/opt/nmpi-failover/venv/bin/nmpi-failover"
+RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def site_yml(clouds: Path, log_name: str, *args: str) -> tuple[int, str, float]:
+    """Run site.yml on the lab inventory: (return code, output, seconds); output in .cache/logs."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    result = subprocess.run(
+        ["ansible-playbook", "site.yml", "-i", "inventories/lab", *args],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        env=tool_env(OS_CLIENT_CONFIG_FILE=str(clouds), ANSIBLE_NOCOLOR="1"),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    (LOGS / log_name).write_text(output)
+    return result.returncode, output, time.monotonic() - started
+
+
+def recap(output: str) -> dict[str, tuple[int, int, int]]:
+    """PLAY RECAP per host: (changed, unreachable, failed)."""
+    return {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in RECAP.finditer(output)}
+
+
+@pytest.fixture(scope="session")
+def lab(openstack_lab: Path) -> deployment.Deployment:
+    code, output, seconds = site_yml(openstack_lab, "site-lab.log")
+    assert code == 0, (
+        f"site.yml failed after {seconds:.0f} s; log .cache/logs/site-lab.log\n" + (output[-4000:])
+    )
+    return deployment.load()
+
+
+def test_patroni_leader_at_castor_and_synchronous_standby_at_jusuf(
+    lab: deployment.Deployment,
+) -> None:
+    members = {m["name"]: m for m in lab.patroni_cluster()["members"]}
+    castor, jusuf = lab.host("castor", "db").name, lab.host("jusuf", "db").name
+    assert members[castor]["role"] == "leader", members
+    assert members[jusuf]["role"] == "sync_standby", members
+    assert members[jusuf]["state"] in ("streaming", "running"), members
+
+
+def test_both_sites_ready_through_their_floating_ips(lab: deployment.Deployment) -> None:
+    # jusuf serves too: its API writes through the leader at castor.
+    assert lab.readyz("castor") == 200
+    assert lab.readyz("jusuf") == 200
+
+
+def test_public_name_points_at_castor(lab: deployment.Deployment) -> None:
+    assert lab.resolve() == [lab.host("castor", "web").public_ip]
+
+
+def test_only_https_is_public(lab: deployment.Deployment) -> None:
+    # The security groups let 443 in, not 80 (the platform's redirect stays inside the site).
+    address = lab.host("castor", "web").public_ip
+    with pytest.raises((TimeoutError, ConnectionRefusedError)):
+        socket.create_connection((address, 80), timeout=3).close()
+
+
+def test_nmpi_client_submits_a_job_through_the_public_name(
+    lab: deployment.Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nmpi.nmpi_user, "TOKENFILE", str(tmp_path / "hbptoken"))
+    # nmpi 0.11.2 ignores verify= for its userinfo call: the CA goes in through requests.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(lab.ca_file))
+    source = f"print('submitted by the lab acceptance at {time.time()}')"
+    with lab.public_name_resolved():
+        client = nmpi.Client(
+            token=lab.demo_token(), job_service=lab.url, user_info_endpoint=f"{lab.url}/userinfo"
+        )
+        uri = client.submit_job(
+            source=source, platform="SpiNNaker", collab_id=deployment.DEMO_COLLAB
+        )
+        job: dict[str, Any] = client.get_job(uri, with_log=False)
+    assert job["code"] == source
+    assert job["status"] == "submitted"
+    assert job["collab"] == deployment.DEMO_COLLAB
+
+
+def test_failover_daemon_at_the_witness_sees_castor_active(lab: deployment.Deployment) -> None:
+    witness = next(h for h in lab.hosts.values() if "failover_hosts" in h.groups)
+    status = json.loads(lab.ssh(witness, f"sudo {FAILOVER_CLI} status --json"))
+    assert status["dns"]["addresses"] == [lab.host("castor", "web").public_ip], status
+    assert {s["name"]: s["probe"]["ok"] for s in status["sites"]} == {
+        "castor": True,
+        "jusuf": True,
+    }, status
+    assert status["leader"]["name"] == lab.host("castor", "db").name, status
+    assert status["lease"]["holder"], status
+
+
+@pytest.fixture(scope="session")
+def second_run(lab: deployment.Deployment, openstack_lab: Path) -> tuple[int, str]:
+    code, output, _ = site_yml(openstack_lab, "site-lab-second.log")
+    return code, output
+
+
+def test_second_run_changes_nothing(second_run: tuple[int, str]) -> None:
+    code, output = second_run
+    assert code == 0, output[-4000:]
+    hosts = recap(output)
+    assert set(hosts) >= set(deployment.load().hosts), hosts
+    assert {h: v for h, v in hosts.items() if v != (0, 0, 0)} == {}, output[-4000:]
+
+
+def test_check_mode_changes_nothing(lab: deployment.Deployment, openstack_lab: Path) -> None:
+    code, output, _ = site_yml(openstack_lab, "site-lab-check.log", "--check")
+    assert code == 0, output[-4000:]
+    assert {h: v for h, v in recap(output).items() if v != (0, 0, 0)} == {}, output[-4000:]
