@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dns.exception
 import dns.message
@@ -93,14 +93,29 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 
 @dataclass
 class LoopbackCa:
-    """A CA and a server certificate for SERVER_NAME and 127.0.0.1, as PEM files."""
+    """A CA, a server certificate for SERVER_NAME and 127.0.0.1 and a client certificate
+    (clientAuth, as the pki role's host certificates allow), as PEM files."""
 
     ca_file: Path
     cert_file: Path
     key_file: Path
+    client_cert_file: Path
+    client_key_file: Path
 
 
-def make_ca(directory: Path, name: str = "ca") -> LoopbackCa:
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey, password: bytes | None = None) -> None:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    )
+
+
+def make_ca(directory: Path, name: str = "ca", *, key_password: bytes | None = None) -> LoopbackCa:
+    """The files of a fresh test CA; `key_password` encrypts the client certificate's key."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"nmpi-failover test {name}")])
@@ -159,20 +174,36 @@ def make_ca(directory: Path, name: str = "ca") -> LoopbackCa:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nmpi-failover")]))
+        .issuer_name(ca_name)
+        .public_key(client_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     directory.mkdir(parents=True, exist_ok=True)
     ca_file = directory / f"{name}.pem"
     ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     cert_file = directory / f"{name}-server.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file = directory / f"{name}-server.key"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return LoopbackCa(ca_file, cert_file, key_file)
+    _write_key(key_file, key)
+    client_cert_file = directory / f"{name}-client.pem"
+    client_cert_file.write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    client_key_file = directory / f"{name}-client.key"
+    _write_key(client_key_file, client_key, key_password)
+    return LoopbackCa(ca_file, cert_file, key_file, client_cert_file, client_key_file)
 
 
 class HttpsSite:
@@ -452,10 +483,29 @@ class FakeCluster:
         return 200, f'Successfully {action[:-4]}ed over to "{candidate}"'
 
 
-class FakePatroni:
-    """One member's REST API over a shared FakeCluster; `down` makes it refuse to answer."""
+class _QuietHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
 
-    def __init__(self, cluster: FakeCluster) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a refused TLS handshake is what the TLS tests provoke; no tracebacks
+
+
+class FakePatroni:
+    """One member's REST API over a shared FakeCluster; `down` makes it refuse to answer.
+
+    With `tls` it serves HTTPS with tls's server certificate and checks client
+    certificates against tls's CA like Patroni's `restapi.verify_client`: "optional" asks
+    for one, refuses the handshake for one the CA did not sign, and answers the unsafe
+    requests (POST) without one with 403 "client certificate required"; "required" refuses
+    every handshake without one (patroni/api.py, RestApiServer.check_access)."""
+
+    def __init__(
+        self,
+        cluster: FakeCluster,
+        *,
+        tls: LoopbackCa | None = None,
+        verify_client: Literal["none", "optional", "required"] = "none",
+    ) -> None:
         self.cluster = cluster
         fake = self
 
@@ -477,16 +527,35 @@ class FakePatroni:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if verify_client != "none" and not self._peer_certificate():
+                    self._reply(403, b"client certificate required", "text/plain")
+                    return
                 code, text = fake.cluster.handle(self.path, {**body, "via": fake.port})
                 self._reply(code, text.encode(), "text/plain")
+
+            def _peer_certificate(self) -> Any:
+                getpeercert = getattr(self.request, "getpeercert", None)
+                return getpeercert() if getpeercert else None
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca_file))
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+            context.verify_mode = {
+                "none": ssl.CERT_NONE,
+                "optional": ssl.CERT_OPTIONAL,
+                "required": ssl.CERT_REQUIRED,
+            }[verify_client]
+            # Handshake in the handler's thread, as Patroni does: accept() never blocks.
+            self.server.socket = context.wrap_socket(
+                self.server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.url = f"https://127.0.0.1:{self.port}"
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

@@ -54,6 +54,7 @@ def test_check_config_accepts_the_example(lab: Path) -> None:
     assert result.stdout.startswith(f"config OK: {lab}")
     assert "castor (192.0.2.10, preferred)" in result.stdout
     assert "rfc2136 via 10.30.0.53:53" in result.stdout
+    assert "patroni REST API: CA default bundle, client certificate none" in result.stdout
 
 
 def test_check_config_reads_the_environment_default(lab: Path) -> None:
@@ -71,6 +72,27 @@ def test_check_config_rejects_with_exit_2_and_names_every_key(lab: Path) -> None
     assert result.stderr.splitlines() == [
         f"config invalid: {broken}",
         "  preferred_site: 'castr' is not one of the sites (castor, jusuf)",
+    ]
+
+
+def test_check_config_names_the_patroni_tls_keys(lab: Path) -> None:
+    broken = lab.with_name("broken.yaml")
+    broken.write_text(
+        lab.read_text() + "patroni:\n  ca_file: missing-ca.pem\n  cert_file: lab-ca.pem\n"
+    )
+    result = run("check-config", "-c", str(broken))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"config invalid: {broken}",
+        f"  patroni.ca_file: file not found: {lab.parent}/missing-ca.pem",
+    ]
+    broken.write_text(lab.read_text() + "patroni:\n  cert_file: lab-ca.pem\n")
+    result = run("check-config", "-c", str(broken))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"config invalid: {broken}",
+        "  patroni.key_file: required when the other of patroni.cert_file/patroni.key_file is set",
     ]
 
 

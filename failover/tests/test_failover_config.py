@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from failover_services import make_ca
 from failover_testkit import EXAMPLE, example_data, lab_files
 from nmpi_failover.config import ConfigError, load_config, read_secret
 
@@ -221,6 +222,49 @@ BROKEN: list[tuple[str, Callable[[Data], None], str]] = [
         "etcd.key_file: required when the other of etcd.cert_file/etcd.key_file is set",
     ),
     ("ttl-zero", put("dns.ttl", 0), "dns.ttl: Input should be greater than or equal to 1"),
+    (
+        "patroni-not-a-mapping",
+        put("patroni", "tls"),
+        "patroni: must be a mapping of keys, got str",
+    ),
+    (
+        "patroni-unknown-key",
+        put("patroni", {"cafile": "lab-ca.pem"}),
+        "patroni.cafile: unknown key (did you mean 'ca_file'?)",
+    ),
+    (
+        "patroni-ca-file-missing",
+        put("patroni", {"ca_file": "missing-ca.pem"}),
+        "patroni.ca_file: file not found: {dir}/missing-ca.pem",
+    ),
+    (
+        "patroni-ca-file-not-pem",
+        put("patroni", {"ca_file": "lab-ca.pem"}),
+        "patroni.ca_file: not a PEM CA certificate bundle (NO_CERTIFICATE_OR_CRL_FOUND): "
+        "{dir}/lab-ca.pem",
+    ),
+    (
+        "patroni-cert-without-key",
+        put("patroni", {"cert_file": "lab-ca.pem"}),
+        "patroni.key_file: required when the other of patroni.cert_file/patroni.key_file is set",
+    ),
+    (
+        "patroni-key-without-cert",
+        put("patroni", {"key_file": "tsig.key"}),
+        "patroni.cert_file: required when the other of patroni.cert_file/patroni.key_file is set",
+    ),
+    (
+        "patroni-key-file-missing",
+        put("patroni", {"cert_file": "lab-ca.pem", "key_file": "/nonexistent/client.key"}),
+        "patroni.key_file: file not found: /nonexistent/client.key",
+    ),
+    (
+        "patroni-cert-not-pem",
+        put("patroni", {"cert_file": "lab-ca.pem", "key_file": "lab-ca.pem"}),
+        "patroni.cert_file: cannot be loaded with patroni.key_file ([SSL] PEM lib; a PEM "
+        "certificate and its own unencrypted PEM key are needed): {dir}/lab-ca.pem, "
+        "{dir}/lab-ca.pem",
+    ),
 ]
 
 
@@ -237,6 +281,61 @@ def test_broken_config_gives_its_one_error(
     with pytest.raises(ConfigError) as raised:
         load_config(path)
     assert raised.value.problems == [expected.format(dir=lab)]
+
+
+def test_patroni_tls_section_loads_relative_to_the_config(lab: Path) -> None:
+    ca = make_ca(lab / "tls")
+    data = example_data()
+    data["patroni"] = {
+        "ca_file": "tls/ca.pem",
+        "cert_file": "tls/ca-client.pem",
+        "key_file": str(ca.client_key_file),
+    }
+    (lab / "tls.yaml").write_text(yaml.safe_dump(data))
+    config = load_config(lab / "tls.yaml")
+    assert config.patroni.ca_file == ca.ca_file
+    assert config.patroni.cert_file == ca.client_cert_file
+    assert config.patroni.key_file == ca.client_key_file
+
+
+def test_without_a_patroni_section_nothing_changes(lab: Path) -> None:
+    config = load_config(lab / "lab.yaml")
+    assert (config.patroni.ca_file, config.patroni.cert_file, config.patroni.key_file) == (
+        None,
+        None,
+        None,
+    )
+
+
+def client_certificate_problems(lab: Path, cert_file: Path, key_file: Path) -> list[str]:
+    data = example_data()
+    data["patroni"] = {"cert_file": str(cert_file), "key_file": str(key_file)}
+    (lab / "tls.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as raised:
+        load_config(lab / "tls.yaml")
+    return raised.value.problems
+
+
+def test_patroni_client_key_of_another_certificate(lab: Path) -> None:
+    ca = make_ca(lab / "tls")
+    problems = client_certificate_problems(lab, ca.client_cert_file, ca.key_file)
+    assert problems == [
+        "patroni.cert_file: cannot be loaded with patroni.key_file (KEY_VALUES_MISMATCH; a PEM "
+        f"certificate and its own unencrypted PEM key are needed): {ca.client_cert_file}, "
+        f"{ca.key_file}"
+    ]
+
+
+def test_patroni_encrypted_client_key_is_refused_without_asking_for_a_password(
+    lab: Path,
+) -> None:
+    ca = make_ca(lab / "tls", key_password=b"never-given-to-the-daemon")
+    problems = client_certificate_problems(lab, ca.client_cert_file, ca.client_key_file)
+    assert problems == [
+        "patroni.cert_file: cannot be loaded with patroni.key_file ([SSL] PEM lib; a PEM "
+        f"certificate and its own unencrypted PEM key are needed): {ca.client_cert_file}, "
+        f"{ca.client_key_file}"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,27 @@
 """The Patroni adapter: /cluster parsing per Patroni version, and switchover/failover over
-HTTP against an in-process Patroni REST API with the documented status codes."""
+HTTP against an in-process Patroni REST API with the documented status codes, also over
+HTTPS with client certificates checked as Patroni's `restapi.verify_client` does."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from failover_services import FakeCluster, FakePatroni, free_port, two_site_cluster, write_config
+from failover_services import (
+    FakeCluster,
+    FakePatroni,
+    LoopbackCa,
+    free_port,
+    make_ca,
+    two_site_cluster,
+    write_config,
+)
 from failover_testkit import make_config
 from nmpi_failover.adapters.patroni import PatroniRest, parse_cluster, reconcile
 from nmpi_failover.config import Config, load_config
@@ -92,13 +103,14 @@ def fake() -> Iterator[tuple[FakeCluster, FakePatroni, FakePatroni]]:
         jusuf.close()
 
 
-def patroni_config(tmp_path: Path, castor: list[str], jusuf: list[str]) -> Config:
+def patroni_config(tmp_path: Path, castor: list[str], jusuf: list[str], **overrides: Any) -> Config:
     path = write_config(
         tmp_path / "config",
         probe_urls=("https://127.0.0.1:1/readyz", "https://127.0.0.1:1/readyz"),
         patroni_urls=(castor, jusuf),
         etcd_urls=["http://127.0.0.1:1"],
         dns_port=free_port(),
+        **overrides,
     )
     return load_config(path)
 
@@ -190,6 +202,141 @@ def test_no_patroni_reachable_is_an_actuator_error(tmp_path: Path) -> None:
     patroni = PatroniRest(patroni_config(tmp_path, [dead()], [dead()]))
     with pytest.raises(ActuatorError, match="no Patroni took /failover"):
         asyncio.run(patroni.switchover(switch(planned=False)))
+
+
+# --- over HTTPS, with client certificates ---------------------------------------------------
+# As the patroni role deploys it: the project's CA signs Patroni's server certificate and the
+# daemon's client certificate; `restapi.verify_client: optional` lets reads through without a
+# client certificate and answers unsafe requests without one with 403.
+
+
+@dataclass
+class TlsPatroni:
+    cluster: FakeCluster
+    castor: FakePatroni
+    jusuf: FakePatroni
+    ca: LoopbackCa  # signed both servers' certificates and the daemon's
+    stranger: LoopbackCa  # an unrelated CA, with its own client certificate
+    verify_client: str
+
+    def config(self, tmp_path: Path, **patroni: Path) -> Config:
+        section = {key: str(path) for key, path in patroni.items()}
+        return patroni_config(
+            tmp_path,
+            [self.castor.url],
+            [self.jusuf.url],
+            **({"patroni": section} if patroni else {}),
+        )
+
+    def trusted(self, tmp_path: Path) -> Config:
+        """The config the role renders: the project's CA and the daemon's client cert."""
+        return self.config(
+            tmp_path,
+            ca_file=self.ca.ca_file,
+            cert_file=self.ca.client_cert_file,
+            key_file=self.ca.client_key_file,
+        )
+
+
+@pytest.fixture(params=["optional", "required"])
+def tls_patroni(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TlsPatroni]:
+    ca, stranger = make_ca(tmp_path / "ca", "ca"), make_ca(tmp_path / "stranger", "stranger")
+    cluster = two_site_cluster("castor")
+    castor = FakePatroni(cluster, tls=ca, verify_client=request.param)
+    jusuf = FakePatroni(cluster, tls=ca, verify_client=request.param)
+    try:
+        yield TlsPatroni(cluster, castor, jusuf, ca, stranger, request.param)
+    finally:
+        castor.close()
+        jusuf.close()
+
+
+def test_tls_reads_and_switches_over_with_the_ca_and_client_certificate(
+    tmp_path: Path, tls_patroni: TlsPatroni
+) -> None:
+    assert tls_patroni.castor.url.startswith("https://")
+    patroni = PatroniRest(tls_patroni.trusted(tmp_path), poll_interval=0.1)
+    state = asyncio.run(patroni.read_cluster())
+    assert state is not None
+    assert state.leader_name == "castor-db-1"
+    asyncio.run(patroni.switchover(switch(planned=True)))
+    assert tls_patroni.cluster.posts == [
+        {"path": "/switchover", "leader": "castor-db-1", "candidate": "jusuf-db-1",
+         "via": tls_patroni.jusuf.port}
+    ]  # fmt: skip
+    assert tls_patroni.cluster.leader == "jusuf-db-1"
+    # An unplanned failover is a POST too, sent to the candidate's site.
+    asyncio.run(patroni.switchover(switch(planned=False, to_site="castor")))
+    assert tls_patroni.cluster.leader == "castor-db-1"
+
+
+def test_tls_without_a_client_certificate_cannot_switch_over(
+    tmp_path: Path, tls_patroni: TlsPatroni
+) -> None:
+    config = tls_patroni.config(tmp_path, ca_file=tls_patroni.ca.ca_file)
+    patroni = PatroniRest(config, leader_wait=0.3, poll_interval=0.1)
+    state = asyncio.run(patroni.read_cluster())
+    with pytest.raises(ActuatorError) as raised:
+        asyncio.run(patroni.switchover(switch(planned=True)))
+    if tls_patroni.verify_client == "optional":  # reads need no client certificate
+        assert state is not None
+        assert state.leader_name == "castor-db-1"
+        assert "Patroni refused /switchover (HTTP 403): client certificate required" in str(
+            raised.value
+        )
+    else:  # required: every handshake without one is refused
+        assert state is None
+        assert "no Patroni took /switchover" in str(raised.value)
+    assert tls_patroni.cluster.posts == []
+    assert tls_patroni.cluster.leader == "castor-db-1"
+
+
+def test_tls_with_the_wrong_ca_fails_verification(tmp_path: Path, tls_patroni: TlsPatroni) -> None:
+    config = tls_patroni.config(
+        tmp_path,
+        ca_file=tls_patroni.stranger.ca_file,
+        cert_file=tls_patroni.ca.client_cert_file,
+        key_file=tls_patroni.ca.client_key_file,
+    )
+    patroni = PatroniRest(config)
+    assert asyncio.run(patroni.read_cluster()) is None
+    with pytest.raises(ActuatorError, match="CERTIFICATE_VERIFY_FAILED"):
+        asyncio.run(patroni.switchover(switch(planned=True)))
+    assert tls_patroni.cluster.posts == []
+
+
+def test_tls_without_the_section_uses_the_default_bundle_and_fails_verification(
+    tmp_path: Path, tls_patroni: TlsPatroni
+) -> None:
+    patroni = PatroniRest(tls_patroni.config(tmp_path))  # no patroni: section, as before
+    assert asyncio.run(patroni.read_cluster()) is None
+    with pytest.raises(ActuatorError, match="CERTIFICATE_VERIFY_FAILED"):
+        asyncio.run(patroni.switchover(switch(planned=True)))
+
+
+def test_tls_a_client_certificate_of_another_ca_is_refused(
+    tmp_path: Path, tls_patroni: TlsPatroni
+) -> None:
+    config = tls_patroni.config(
+        tmp_path,
+        ca_file=tls_patroni.ca.ca_file,
+        cert_file=tls_patroni.stranger.client_cert_file,
+        key_file=tls_patroni.stranger.client_key_file,
+    )
+    patroni = PatroniRest(config)
+    assert asyncio.run(patroni.read_cluster()) is None  # Patroni refuses the handshake
+    with pytest.raises(ActuatorError, match="no Patroni took /switchover"):
+        asyncio.run(patroni.switchover(switch(planned=True)))
+    assert tls_patroni.cluster.posts == []
+
+
+def test_the_ssl_context_is_built_once(tmp_path: Path, tls_patroni: TlsPatroni) -> None:
+    patroni = PatroniRest(tls_patroni.trusted(tmp_path))
+    context = patroni._verify
+    asyncio.run(patroni.read_cluster())
+    asyncio.run(patroni.read_cluster())
+    assert patroni._verify is context
+    assert context.verify_mode is ssl.CERT_REQUIRED
 
 
 # --- several members' views ----------------------------------------------------------------

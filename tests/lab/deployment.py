@@ -13,6 +13,7 @@ import os
 import socket
 import ssl
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -139,7 +140,7 @@ class Deployment:
         """An API token of the demo user (member of the demo collab), made once and kept in
         the lab's generated folder (git-ignored)."""
         path = GENERATED / "demo-token"
-        if path.is_file() and path.read_text().strip():
+        if path.is_file() and self._token_valid(path.read_text().strip()):
             return path.read_text().strip()
         web = self.host("castor", "web")
         cli = "sudo docker exec nmpi-job-queue-1 nmpi-job-queue"
@@ -150,6 +151,25 @@ class Deployment:
         path.touch(mode=0o600)
         path.write_text(token + "\n")
         return token
+
+    def _token_valid(self, token: str) -> bool:
+        """Whether the platform knows the token (a redeployed lab has a new database)."""
+        if not token:
+            return False
+        request = urllib.request.Request(
+            f"https://{self.host('castor', 'web').public_ip}/userinfo",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=self.tls_context())
+        )
+        try:
+            with opener.open(request, timeout=10) as response:
+                return bool(response.status == 200)
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                return False
+            raise
 
     @contextmanager
     def public_name_resolved(self) -> Iterator[None]:

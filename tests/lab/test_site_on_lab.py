@@ -26,7 +26,6 @@ from tests.support import REPO, tool_env
 pytestmark = pytest.mark.slow
 
 LOGS = REPO / ".cache" / "logs"
-FAILOVER_CLI = "/opt/nmpi-failover/venv/bin/nmpi-failover"
 RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -112,7 +111,7 @@ def test_nmpi_client_submits_a_job_through_the_public_name(
 
 def test_failover_daemon_at_the_witness_sees_castor_active(lab: deployment.Deployment) -> None:
     witness = next(h for h in lab.hosts.values() if "failover_hosts" in h.groups)
-    status = json.loads(lab.ssh(witness, f"sudo {FAILOVER_CLI} status --json"))
+    status = json.loads(lab.ssh(witness, "sudo nmpi-failover status --json"))
     assert status["dns"]["addresses"] == [lab.host("castor", "web").public_ip], status
     assert {s["name"]: s["probe"]["ok"] for s in status["sites"]} == {
         "castor": True,

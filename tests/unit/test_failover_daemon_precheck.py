@@ -12,6 +12,7 @@ import pytest
 from tests.unit.test_role_argument_specs import precheck
 
 SECRET = base64.b64encode(b"not a real secret, for the precheck only").decode()
+PEM = "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----"
 
 VALID: dict[str, Any] = {
     "failover_daemon_sites": [
@@ -20,7 +21,7 @@ VALID: dict[str, Any] = {
             "probe_url": "https://192.0.2.10/readyz",
             "address": "192.0.2.10",
             "server_name": "nmpi.example.org",
-            "ca_cert": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----",
+            "ca_cert": PEM,
             "patroni_urls": ["http://10.10.0.11:8008"],
             "db_members": ["castor-db-1"],
             "floating_ip": {
@@ -65,6 +66,14 @@ def site_change(index: int, **changes: Any) -> dict[str, Any]:
 
 def test_a_valid_inventory_passes(tmp_path: Path) -> None:
     rc, out = precheck("failover_daemon", tmp_path, VALID)
+    assert rc == 0, out[-3000:]
+
+
+def test_patroni_tls_passes(tmp_path: Path) -> None:
+    variables = with_changes(
+        patroni_ca_cert=PEM, patroni_client_cert=PEM, patroni_client_key="not checked here"
+    )
+    rc, out = precheck("failover_daemon", tmp_path, variables)
     assert rc == 0, out[-3000:]
 
 
@@ -158,6 +167,21 @@ def test_designate_passes_without_a_tsig_secret(tmp_path: Path) -> None:
             id="no-etcd-endpoints",
         ),
         pytest.param(
+            with_changes(patroni_client_cert=PEM),
+            ["failover_daemon_patroni_client_cert", "failover_daemon_patroni_client_key"],
+            id="patroni-cert-without-key",
+        ),
+        pytest.param(
+            with_changes(patroni_client_key=PEM),
+            ["failover_daemon_patroni_client_cert", "failover_daemon_patroni_client_key"],
+            id="patroni-key-without-cert",
+        ),
+        pytest.param(
+            with_changes(patroni_ca_file="/etc/nmpi/pki/ca.crt"),
+            ["failover_daemon_patroni_ca_file", "Unknown variable"],
+            id="patroni-typo-in-name",
+        ),
+        pytest.param(
             with_changes(intervall=3),
             ["failover_daemon_intervall", "Unknown variable"],
             id="typo-in-name",
@@ -177,3 +201,11 @@ def test_the_secret_never_appears_in_precheck_output(tmp_path: Path) -> None:
     rc, out = precheck("failover_daemon", tmp_path, with_changes(probe_timeout=5.0))
     assert rc != 0
     assert SECRET not in out
+
+
+def test_the_patroni_client_key_never_appears_in_precheck_output(tmp_path: Path) -> None:
+    key = "-----BEGIN PRIVATE KEY-----\nnot-a-real-key-for-the-precheck\n-----END PRIVATE KEY-----"
+    rc, out = precheck("failover_daemon", tmp_path, with_changes(patroni_client_key=key))
+    assert rc != 0
+    assert "failover_daemon_patroni_client_cert" in out
+    assert "not-a-real-key-for-the-precheck" not in out

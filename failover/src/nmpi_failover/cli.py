@@ -68,6 +68,8 @@ def _summary(path: Path, config: Config) -> str:
             f"down after {config.failures_to_down} failed probes",
             f"  etcd: {len(config.etcd.endpoints)} endpoint(s), lease {config.etcd.lease_ttl} s "
             f"on {config.etcd.key}",
+            f"  patroni REST API: CA {config.patroni.ca_file or 'default bundle'}, "
+            f"client certificate {config.patroni.cert_file or 'none'}",
             f"  journal: {config.journal}; metrics on {config.metrics_listen}",
         ]
     )

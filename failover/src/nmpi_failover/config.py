@@ -16,6 +16,7 @@ import difflib
 import ipaddress
 import os
 import re
+import ssl
 import stat
 import types
 import typing
@@ -115,6 +116,11 @@ def _existing_file(path: Path, info: ValidationInfo) -> Path:
     if not os.access(path, os.R_OK):
         raise ValueError(f"not readable by this user: {path}")
     return path
+
+
+# The daemon runs unattended: an encrypted key must fail, not make OpenSSL ask for a password
+# on the terminal (what load_cert_chain does when no password is given).
+NO_PASSWORD = ""
 
 
 def read_secret(path: Path) -> bytes:
@@ -294,6 +300,22 @@ class EtcdConfig(_Model):
         return _existing_file(value, info)
 
 
+class PatroniConfig(_Model):
+    """TLS to Patroni's REST API. Patroni with `restapi.verify_client: optional` (the
+    patroni role) requires a client certificate signed by its CA for POST /switchover and
+    /failover; reads work without one. Without this section: the default CA bundle, no
+    client certificate."""
+
+    ca_file: Path | None = None  # CA bundle Patroni's certificates are checked against
+    cert_file: Path | None = None  # client certificate (PEM), with key_file
+    key_file: Path | None = None
+
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _files(cls, value: Path, info: ValidationInfo) -> Path:
+        return _existing_file(value, info)
+
+
 class Config(_Model):
     sites: list[SiteConfig]
     preferred_site: str  # where `failback` goes; never returned to automatically
@@ -305,6 +327,7 @@ class Config(_Model):
     switchover_timeout: float = Field(default=60.0, gt=0)
     dns: DnsConfig
     etcd: EtcdConfig
+    patroni: PatroniConfig = PatroniConfig()
     journal: Path = Path("/var/lib/nmpi-failover/journal.jsonl")
     metrics_listen: str = "0.0.0.0:9469"
 
@@ -403,6 +426,12 @@ def _cross_key_problems(config: Config) -> Iterator[str]:
     if (config.etcd.cert_file is None) != (config.etcd.key_file is None):
         missing = "etcd.key_file" if config.etcd.key_file is None else "etcd.cert_file"
         yield f"{missing}: required when the other of etcd.cert_file/etcd.key_file is set"
+    patroni = config.patroni
+    if (patroni.cert_file is None) != (patroni.key_file is None):
+        missing = "patroni.key_file" if patroni.key_file is None else "patroni.cert_file"
+        yield f"{missing}: required when the other of patroni.cert_file/patroni.key_file is set"
+    else:
+        yield from _patroni_tls_problems(patroni)
     zone = dns.name.from_text(config.dns.zone)
     if not dns.name.from_text(config.dns.record).is_subdomain(zone):
         provider = "rfc2136" if config.dns.rfc2136 else "designate"
@@ -415,6 +444,34 @@ def _cross_key_problems(config: Config) -> Iterator[str]:
                     f"dns.designate.cloud: {cloud!r} is also "
                     f"sites[{i}].floating_ip.cloud; moving the name must not need a site's API"
                 )
+
+
+def _patroni_tls_problems(patroni: PatroniConfig) -> Iterator[str]:
+    """Load the files as the daemon will, so an unusable one fails here and not at start."""
+    if patroni.ca_file is not None:
+        try:
+            ssl.create_default_context(cafile=str(patroni.ca_file))
+        except OSError as exc:
+            yield (
+                f"patroni.ca_file: not a PEM CA certificate bundle ({_ssl_reason(exc)}): "
+                f"{patroni.ca_file}"
+            )
+    if patroni.cert_file is not None and patroni.key_file is not None:
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
+                patroni.cert_file, patroni.key_file, password=NO_PASSWORD
+            )
+        except OSError as exc:
+            yield (
+                f"patroni.cert_file: cannot be loaded with patroni.key_file "
+                f"({_ssl_reason(exc)}; a PEM certificate and its own unencrypted PEM key are "
+                f"needed): {patroni.cert_file}, {patroni.key_file}"
+            )
+
+
+def _ssl_reason(exc: OSError) -> str:
+    reason = getattr(exc, "reason", None)  # OpenSSL's short reason, e.g. KEY_VALUES_MISMATCH
+    return str(reason) if reason else re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc.strerror or exc))
 
 
 # --- error formatting ----------------------------------------------------------------------

@@ -19,6 +19,11 @@ runs 4.1.5, which the end-to-end tests exercise:
   or it did not finish within its own poll (2 * max(10, loop_wait) s: "... status
   unknown"), 400 for a malformed request. POSTs may need REST API basic auth when
   `restapi.authentication` is set: not supported here (see the module's callers).
+* TLS: with `restapi.certfile` the API is HTTPS; with `restapi.verify_client: optional`
+  (the patroni role) every request may present a client certificate and the unsafe ones
+  (POST, PUT, PATCH, DELETE) must present one signed by `restapi.cafile`, else 403 for a
+  missing certificate (the handshake itself fails for one Patroni cannot verify). The
+  config's `patroni:` section gives the CA to check Patroni against and that certificate.
 
 Planned switchovers use /switchover (Patroni checks the candidate is in sync: zero data
 loss). Unplanned ones (the leader's site stopped serving) use /failover sent to the
@@ -37,7 +42,7 @@ from typing import Any
 
 import httpx
 
-from ..config import Config
+from ..config import NO_PASSWORD, Config, PatroniConfig
 from ..decide import Switchover
 from ..model import ClusterState, Member, MemberRole
 from ..ports import ActuatorError
@@ -109,6 +114,19 @@ def reconcile(answers: Iterable[ClusterState | None]) -> ClusterState | None:
     return ClusterState(tuple(members))
 
 
+def ssl_context(tls: PatroniConfig) -> ssl.SSLContext:
+    """The client side of TLS to Patroni: its CA (else httpx's default bundle, as without
+    the section) and the client certificate when configured. Raises ssl.SSLError (an
+    OSError) on an unusable file; `check-config` loads the same files first."""
+    if tls.ca_file is not None:
+        context = ssl.create_default_context(cafile=str(tls.ca_file))
+    else:
+        context = httpx.create_ssl_context(trust_env=False)
+    if tls.cert_file is not None and tls.key_file is not None:
+        context.load_cert_chain(tls.cert_file, tls.key_file, password=NO_PASSWORD)
+    return context
+
+
 class PatroniRest:
     """`ports.ClusterReader` and `ports.PatroniActuator` over Patroni's REST API."""
 
@@ -129,15 +147,13 @@ class PatroniRest:
         self.leader_wait = leader_wait if leader_wait is not None else config.switchover_timeout
         self.poll_interval = poll_interval
         self._monotonic = monotonic
-        # Built once, not by httpx for every client: loading the CA bundle costs ~15 ms of
-        # CPU, which every round paid (the REST API is plain HTTP in most deployments).
-        self._verify: ssl.SSLContext | None = None
+        # Built once, here, not by httpx for every client: loading the CA bundle costs ~15 ms
+        # of CPU, which every round paid. Here, so an unusable file stops the start.
+        self._verify = ssl_context(config.patroni)
 
     def _client(self, timeout: float) -> httpx.AsyncClient:
         # Connecting is quick or never: a blackholed site must not hold a POST for long.
         limits = httpx.Timeout(timeout, connect=min(timeout, self.timeout))
-        if self._verify is None:
-            self._verify = httpx.create_ssl_context(trust_env=False)
         return httpx.AsyncClient(timeout=limits, verify=self._verify, trust_env=False)
 
     # --- reading ------------------------------------------------------------------------
@@ -149,7 +165,8 @@ class PatroniRest:
             if response.status_code != 200:
                 return None
             return parse_cluster(response.json(), self.config)
-        except (httpx.HTTPError, ValueError, TimeoutError):
+        except (httpx.HTTPError, ValueError, TimeoutError, ssl.SSLError):
+            # ssl.SSLError: see _post; one member refusing must not cost the others' answers.
             return None
 
     async def read_cluster(self) -> ClusterState | None:
@@ -186,6 +203,13 @@ class PatroniRest:
                     return f"no answer from {target} within {self.action_timeout:g} s"
                 except httpx.HTTPError as exc:
                     errors.append(f"{target}: {type(exc).__name__}: {exc}")
+                    continue
+                except ssl.SSLError as exc:
+                    # With TLS 1.3 the server checks the client certificate after the client
+                    # has finished its handshake: its refusal (an alert: certificate required,
+                    # unknown CA) arrives as the answer is read, and httpx (0.28, anyio 4)
+                    # lets it through as ssl.SSLError. The request was not accepted.
+                    errors.append(f"{target}: TLS refused: {exc}")
                     continue
                 text = response.text.strip()
                 code = response.status_code

@@ -96,6 +96,30 @@ def test_config_and_secret_files(host: Any) -> None:
     assert "secret_file: /etc/nmpi-failover/tsig.key" in host.file(CONFIG).content_string
 
 
+def test_patroni_tls_files(host: Any) -> None:
+    files = {
+        name: host.file(f"/etc/nmpi-failover/{name}")
+        for name in ("patroni-ca.pem", "patroni-client.pem", "patroni-client.key")
+    }
+    for name, f in files.items():
+        assert (f.user, f.group, f.mode) == ("root", "nmpi-failover", 0o640), name
+    assert files["patroni-ca.pem"].content_string.startswith("-----BEGIN CERTIFICATE-----")
+    assert files["patroni-client.pem"].content_string.startswith("-----BEGIN CERTIFICATE-----")
+    key = files["patroni-client.key"].content_string
+    assert "PRIVATE KEY-----" in key
+    config = host.file(CONFIG).content_string
+    assert key.strip() not in config
+    assert (
+        "patroni:\n"
+        "  ca_file: /etc/nmpi-failover/patroni-ca.pem\n"
+        "  cert_file: /etc/nmpi-failover/patroni-client.pem\n"
+        "  key_file: /etc/nmpi-failover/patroni-client.key\n"
+    ) in config
+    # check-config loads them (the key matches the certificate), as the service user too.
+    summary = host.check_output(f"{BIN} check-config --config {CONFIG}")
+    assert "patroni REST API: CA /etc/nmpi-failover/patroni-ca.pem, client certificate " in summary
+
+
 def test_check_config_passes_as_root_and_as_the_service_user(host: Any) -> None:
     out = host.check_output(f"{BIN} check-config --config {CONFIG}")
     assert "config OK" in out
@@ -108,6 +132,13 @@ def test_installed_from_the_wheelhouse_only(host: Any) -> None:
     assert check.rc == 0, check.stdout
     assert host.file("/opt/nmpi-failover/wheelhouse/requirements.txt").exists
     assert host.file("/opt/nmpi-failover/venv/.wheelhouse-id").exists
+
+
+def test_command_on_the_path(host: Any) -> None:
+    link = host.file("/usr/local/bin/nmpi-failover")
+    assert link.is_symlink
+    assert link.linked_to == BIN
+    assert "nmpi-failover" in host.check_output("nmpi-failover --help")
 
 
 def test_metrics_report_the_sites_down_and_the_alarm(host: Any) -> None:
