@@ -1,4 +1,4 @@
-"""Repository-wide pytest hooks (every suite in testpaths).
+"""Repository-wide pytest hooks for every suite of testpaths (pyproject: -p tests.session_hooks).
 
 Ansible refuses to start when stdin, stdout or stderr is non-blocking ("Ansible requires
 blocking IO"). A child process that shares the test session's standard streams can leave
