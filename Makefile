@@ -38,11 +38,9 @@ lint: ## ruff, mypy, yamllint, ansible-lint (production profile)
 test-fast: lint ## Lint + unit tests: no Docker needed (the inner loop)
 	pytest -m "not slow" $(PYTEST_ARGS)
 
-# Two workers: the local OpenStack's suites on one (xdist group "lab"), the rest on the other.
-PYTEST_WORKERS ?= 2
-
+# Two pytest processes side by side: the local OpenStack's suites (mark "lab") and the rest.
 test: images lint ## Everything: lint, unit tests, every molecule scenario, the lab suites, site.yml on the lab
-	pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	scripts/run-tests $(PYTEST_ARGS)
 
 molecule: images ## Run one role's molecule scenario: make molecule ROLE=docker_engine [SCENARIO=default] [CMD=test]
 	@test -n "$(ROLE)" || { echo "make molecule: set ROLE=<role>, e.g. ROLE=docker_engine" >&2; exit 2; }

@@ -44,9 +44,17 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that uses the local OpenStack runs on one xdist worker (group "lab"): the
-    worker that started the lab stops it at its session's end, which must not happen under
-    another worker's tests, and the lab's suites share its resources."""
-    for item in items:
-        if "openstack_lab" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("lab"))
+    """Every test that uses the local OpenStack must carry the mark "lab": scripts/run-tests
+    (make test) runs them in one pytest process of their own (the process that started the lab
+    stops it at its end, and two site.yml runs must never overlap), the rest in another."""
+    missing = [
+        item.nodeid
+        for item in items
+        if "openstack_lab" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("lab") is None
+    ]
+    if missing:
+        raise pytest.UsageError(
+            "tests using the openstack_lab fixture without pytest.mark.lab: "
+            + ", ".join(missing[:5])
+        )

@@ -23,7 +23,8 @@ import pytest
 from tests.lab import deployment
 from tests.support import REPO, tool_env
 
-pytestmark = pytest.mark.slow
+# In the pytest process that runs every suite of the local OpenStack (scripts/run-tests).
+pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
 LOGS = REPO / ".cache" / "logs"
 RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)

@@ -20,14 +20,14 @@ SCENARIOS = sorted(
 LOGS = REPO / ".cache" / "logs"
 
 
-# Scenarios on the local OpenStack share the lab with its other suites: one xdist worker runs
-# them all (make test: pytest -n 2 --dist loadgroup), the Docker scenarios run beside them.
+# Scenarios on the local OpenStack share the lab with its other suites: one pytest process runs
+# them all (marker "lab", scripts/run-tests), the Docker scenarios run beside them.
 PARAMS = [
     pytest.param(
         role,
         scenario,
         id=f"{role}:{scenario}",
-        marks=[pytest.mark.xdist_group("lab")] if scenario == "openstack" else [],
+        marks=[pytest.mark.lab] if scenario == "openstack" else [],
     )
     for role, scenario in SCENARIOS
 ]

@@ -33,7 +33,8 @@ from tests.devstack.tests.labcloud import (
     wait_until,
 )
 
-pytestmark = pytest.mark.slow
+# In the pytest process that runs every suite of the local OpenStack (scripts/run-tests).
+pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
 PREFIX = "nmpifo"
 WEB_1, WEB_2 = f"{PREFIX}-web-1", f"{PREFIX}-web-2"

@@ -34,7 +34,8 @@ from tests.devstack.tests.labcloud import (
 )
 from tests.support import REPO, tool_env
 
-pytestmark = pytest.mark.slow
+# In the pytest process that runs every suite of the local OpenStack (scripts/run-tests).
+pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
 PREFIX = "nmpitest"
 
