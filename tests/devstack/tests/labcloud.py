@@ -33,16 +33,17 @@ def wait_until(
 ) -> T:
     """Poll check() until it returns a true value; fail naming `what` after timeout."""
     deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
+    last: object = None
     while time.monotonic() < deadline:
         try:
             value = check()
             if value:
                 return value
+            last = value
         except Exception as exc:  # keep polling; report the last failure
-            last_error = exc
+            last = exc
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last seen: {last!r})")
 
 
 def tcp_open(host: str, port: int, timeout: float = 3.0) -> bool:

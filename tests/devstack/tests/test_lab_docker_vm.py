@@ -433,7 +433,10 @@ def test_stop_start_keeps_addresses_and_volume_mounted_from_fstab(
     sh(hv, vm2, "mkfs.ext4 -q -F /dev/vdb && mkdir -p /srv/data")
     sh(hv, vm2, "echo '/dev/vdb /srv/data ext4 defaults 0 2' >> /etc/fstab && mount /srv/data")
     sh(hv, vm2, "echo before-reboot > /srv/data/file")
-    before = interfaces_inside(hv, vm2)
+    # Neutron's ports, as the guest must show them before and after (not a snapshot taken
+    # inside: CI once read none there, a moment's state or a lost exec output).
+    ports = {iface.ip: iface.mac for iface in vm2.interfaces}
+    wait_for("the ports inside before the stop", lambda: interfaces_inside(hv, vm2) == ports)
 
     # Nova's reboot: stop, give the volumes again, start.
     hv.stop(vm2.uuid, timeout=30)
@@ -444,7 +447,7 @@ def test_stop_start_keeps_addresses_and_volume_mounted_from_fstab(
         "/srv/data mounted at boot",
         lambda: "before-reboot" in sh(hv, vm2, "cat /srv/data/file || true"),
     )
-    assert interfaces_inside(hv, vm2) == before
+    wait_for("the same ports inside after the start", lambda: interfaces_inside(hv, vm2) == ports)
     assert default_route(hv, vm2) == NET_A[1]
 
     # After a host restart the loop device is gone: set_volumes makes a new one.
