@@ -420,18 +420,24 @@ class Lab:
     def wait_services(
         self, secrets: Secrets, procs: Iterable[Proc], timeout: float = 240.0
     ) -> None:
-        """Until each daemon shows up in its API's service list (or dies)."""
+        """Until each daemon shows up in its API's service list, reported since its start (or
+        dies)."""
         view = ServiceView(self.admin(secrets))
         wanted: dict[ServiceKey, ProcSpec] = {}
+        since: dict[ServiceKey, float] = {}
         for pr in procs:
             if pr.service is not None:
-                wanted[(self.service_region(pr), *pr.service)] = pr.spec
+                key = (self.service_region(pr), *pr.service)
+                wanted[key] = pr.spec
+                started = self.supervisor.started_at(pr.spec.name)
+                if started is not None:
+                    since[key] = started
         begin = time.monotonic()
         while True:
             for spec in wanted.values():
                 if not self.supervisor.alive(spec.name):
                     raise self.supervisor.failure(spec, "exited while starting")
-            pending = view.pending(wanted)
+            pending = view.pending(wanted, since)
             for key in [k for k in wanted if k not in pending]:
                 spec = wanted.pop(key)
                 self.progress.line(f"{spec.name}: up in the {key[1]} service list of {key[0]}")

@@ -127,6 +127,7 @@ class Supervisor:
         self.base_env = dict(base_env)
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._started: dict[str, float] = {}
+        self._started_wall: dict[str, float] = {}
 
     def start(self, spec: ProcSpec) -> int:
         log = self.paths.log(spec.name)
@@ -149,10 +150,15 @@ class Supervisor:
             )
         self._children[spec.name] = child
         self._started[spec.name] = time.monotonic()
+        self._started_wall[spec.name] = time.time()
         started = start_time(child.pid)
         self.paths.pidfile(spec.name).write_text(f"{child.pid} {started or 0}\n")
         self._hashfile(spec.name).write_text(config_hash(spec.config_dir) + "\n")
         return child.pid
+
+    def started_at(self, name: str) -> float | None:
+        """When this supervisor started the process (epoch seconds); None: not by it."""
+        return self._started_wall.get(name)
 
     def _hashfile(self, name: str) -> Path:
         return self.paths.run / f"{name}.config"
