@@ -73,10 +73,15 @@ def install_packages(paths: Paths) -> list[str]:
 
 
 # --- MariaDB --------------------------------------------------------------------------
+def mariadb_exists(paths: Paths) -> bool:
+    """Whether the lab's database has been made (by an earlier up)."""
+    return (paths.data / "mariadb" / "mysql").is_dir()
+
+
 def mariadb_prepare(paths: Paths) -> bool:
     """Create the datadir on the first up; True if it was created."""
     datadir = paths.data / "mariadb"
-    if (datadir / "mysql").is_dir():
+    if mariadb_exists(paths):
         return False
     if datadir.exists():  # a half-made datadir from an interrupted first up
         shutil.rmtree(datadir)

@@ -173,6 +173,16 @@ class Lab:
         with self.progress.step("configuration rendered") as d:
             self.renderer(secrets).render_all()
             d.append(str(p.etc))
+        if not infra.mariadb_exists(p):
+            # A new lab state (first up, or .cache/devstack removed without `clean`): instance
+            # containers of an earlier state have no record any more, and nova-compute refuses
+            # to start beside them ("existing instances, but I appear to be a new service").
+            containers, networks = infra.remove_lab_docker_objects(client)
+            if containers or networks:
+                self.progress.warn(
+                    f"new lab state: removed {containers} instance container(s) and"
+                    f" {networks} network(s) left by an earlier one"
+                )
         with self.progress.step("docker networks") as d:
             d.append(f"{a.SERVICES_DOCKER_NETWORK} {infra.ensure_services_network(client)}")
             for region in self.regions:
