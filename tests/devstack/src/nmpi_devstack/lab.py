@@ -177,7 +177,10 @@ class Lab:
             # A new lab state (first up, or .cache/devstack removed without `clean`): instance
             # containers of an earlier state have no record any more, and nova-compute refuses
             # to start beside them ("existing instances, but I appear to be a new service").
-            containers, networks = infra.remove_lab_docker_objects(client)
+            # Only the address plan's regions: tests make regions of their own meanwhile.
+            removed = [infra.remove_lab_docker_objects(client, name) for name in a.REGIONS]
+            containers = sum(c for c, _ in removed)
+            networks = sum(n for _, n in removed)
             if containers or networks:
                 self.progress.warn(
                     f"new lab state: removed {containers} instance container(s) and"
