@@ -167,6 +167,18 @@ def test_status_json_reports_what_it_cannot_see(nowhere: Path) -> None:
     assert report["dns"] is None
     assert report["lease"] == {"status": "etcd_unreachable", "holder": None}
     assert report["events"] == []
+    assert report["redundancy"] == {
+        "ok": None,  # unknown: Patroni unreadable
+        "sync_standby": None,
+        "leader_timeline": None,
+        "alarms": [],
+    }
+
+
+def test_status_check_fails_unless_redundancy_is_known_good(nowhere: Path) -> None:
+    result = run("status", "--check", "--json", "-c", str(nowhere))
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["redundancy"]["ok"] is None  # the report is still printed
 
 
 def test_status_table_says_what_is_unreadable(nowhere: Path) -> None:
@@ -177,6 +189,7 @@ def test_status_table_says_what_is_unreadable(nowhere: Path) -> None:
     assert "database: Patroni unreadable at every site" in result.stdout
     assert "public name: unreadable" in result.stdout
     assert "acting instance: unknown (etcd quorum unreachable)" in result.stdout
+    assert "redundancy: unknown (Patroni unreadable)" in result.stdout
 
 
 def test_switchover_is_refused_with_the_reason_and_journaled(nowhere: Path) -> None:
@@ -251,6 +264,10 @@ def test_switchover_and_failback_move_leader_and_name(world: World, tmp_path: Pa
     assert status.returncode == 0, status.stderr
     assert "database leader: castor-db-1 at castor" in status.stdout
     assert f"public name: nmpi.lab.example. -> {CASTOR_IP} (castor), ttl 30 s" in status.stdout
+    assert "redundancy: ok (synchronous standby jusuf-db-1 streaming; leader on timeline 7)" in (
+        status.stdout
+    )
+    assert "ALARM" not in status.stdout
 
     unconfirmed = run("switchover", "--to", "jusuf", "-c", str(config))  # stdin is no tty
     assert unconfirmed.returncode == 1
@@ -292,3 +309,14 @@ def test_switchover_and_failback_move_leader_and_name(world: World, tmp_path: Pa
     status = run("status", "--events", "3", "-c", str(config))
     assert "recent events:" in status.stdout
     assert "dns_pointed" in status.stdout
+
+    # The old leader rejoined on the new timeline: redundant (exit 0 with --check) ...
+    assert run("status", "--check", "-c", str(config)).returncode == 0
+    # ... until it is stopped: its member key expires and no standby replicates.
+    del world.cluster.members["jusuf-db-1"]
+    lost = run("status", "--check", "-c", str(config))
+    assert lost.returncode == 1
+    assert "redundancy: LOST (2 alarms)" in lost.stdout
+    alarms = [line.split(":")[0] for line in lost.stdout.splitlines() if line.startswith("ALARM")]
+    assert alarms == ["ALARM no_sync_standby", "ALARM member_missing jusuf-db-1"]
+    assert run("status", "-c", str(config)).returncode == 0  # no --check: always 0

@@ -97,6 +97,8 @@ def test_a_real_run_switches_over_then_moves_dns_and_never_fails_back(world: Wor
     assert ("leader", "jusuf-db-1 at jusuf") in changes
     assert ("dns", JUSUF_IP) in changes
     assert ("site.castor", "down") in changes
+    # Patroni kept a streaming synchronous standby throughout (the fake promotes instantly).
+    assert world.events("redundancy_alarm") == []
     metrics = daemon.metrics.render().decode()
     assert 'nmpi_failover_switches_total{reason="leader_site_down"} 1.0' in metrics
     assert 'nmpi_failover_active_site{site="jusuf"} 1.0' in metrics

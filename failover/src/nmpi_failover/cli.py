@@ -34,7 +34,8 @@ examples:
   nmpi-failover check-config -c /etc/nmpi-failover/config.yaml
   nmpi-failover watch --dry-run            # log what it would do, change nothing
   nmpi-failover watch                      # the daemon (systemd runs this)
-  nmpi-failover status --json              # sites, leader, DNS, recent events
+  nmpi-failover status --json              # sites, leader, redundancy, DNS, recent events
+  nmpi-failover status --check             # exit 1 when the database lost redundancy
   nmpi-failover switchover --to jusuf      # planned, zero data loss; refused if not in sync
   nmpi-failover failback                   # planned switchover back to preferred_site
 
@@ -125,6 +126,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(format_status(report))
+    # Only on request: scripts that parse --json rely on exit 0 whatever the report says.
+    if args.check and report["redundancy"]["ok"] is not True:
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -197,8 +201,19 @@ examples:
   nmpi-failover status                 # table: sites, probes, leader, replicas, DNS, events
   nmpi-failover status --json | jq .leader
   nmpi-failover status --events 50
+  nmpi-failover status --check         # for a monitoring check: exit 1 unless redundant
 
 It reads everything once, exactly as a daemon round would, and never acts or takes the lease.
+The redundancy section lists every way the database lost its second copy, each on a line
+starting with ALARM: no streaming synchronous standby (no_sync_standby), a replica on another
+timeline than the leader (replica_timeline_diverged), a replica behind by more than
+max_replica_lag_bytes (replica_lagging; whether its lag keeps rising needs several rounds,
+which the daemon's metrics and journal report), a configured member absent from Patroni
+(member_missing). Each alarm says what Patroni does about it by itself and what to do if it
+does not.
+
+exit status: 0 whatever it sees; with --check, 1 when redundancy is lost or unknown
+(Patroni unreadable), 0 when the cluster is redundant. 2: invalid configuration.
 """
 
 SWITCHOVER_EXAMPLES = """\
@@ -266,8 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.set_defaults(func=cmd_watch)
 
-    status = sub("status", "show sites, leader, DNS and recent events", STATUS_EXAMPLES)
+    status = sub("status", "show sites, leader, redundancy, DNS and recent events", STATUS_EXAMPLES)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 unless the database cluster is redundant (monitoring checks)",
+    )
     status.add_argument(
         "--events", type=int, default=10, metavar="N", help="recent journal events to show"
     )

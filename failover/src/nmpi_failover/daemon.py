@@ -12,6 +12,11 @@ be acting. Every decision other than NoAction, every state change (site health, 
 DNS record, lease) and every action's outcome goes to the journal, the JSON log and the
 metrics. Repeats of the same alarm or dry-run decision are journaled once, not per round.
 
+Each round also assesses the cluster's redundancy (`redundancy.assess`): the metrics follow
+it every round; a redundancy alarm is journaled and logged (WARNING) when it starts and
+when it clears (INFO), not while it holds. A round that cannot read Patroni neither raises
+nor clears one.
+
 Programmatic use (tests, the integration harness):
 
     config = load_config(path)
@@ -30,7 +35,7 @@ import json
 import logging
 import signal
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 from prometheus_client import start_http_server
@@ -76,6 +81,14 @@ from .ports import (
     PatroniActuator,
     SiteProber,
 )
+from .redundancy import (
+    LagTrend,
+    Redundancy,
+    RedundancyAlarm,
+    alarm_changes,
+    assess,
+    configured_members,
+)
 
 LOG = logging.getLogger(f"{LOGGER_NAME}.daemon")
 T = TypeVar("T")
@@ -115,6 +128,7 @@ class RoundResult:
     decision: Decision
     outcome: Outcome  # none: nothing to do; dry_run: an action logged, not taken
     error: str | None = None
+    redundancy: Redundancy | None = None  # None: Patroni unreadable this round
 
 
 class _LeaseLostError(Exception):
@@ -140,7 +154,7 @@ class Daemon:
         self.config = config
         self.adapters = adapters
         self.journal = journal
-        self.metrics = metrics or Metrics(config.site_names)
+        self.metrics = metrics or Metrics(config.site_names, members=configured_members(config))
         self.clock: Clock = clock or SystemClock()
         self.dry_run = dry_run
         self.memory = Memory.start(config)
@@ -148,6 +162,8 @@ class Daemon:
         self._noted: str | None = None  # the last journaled repeatable decision
         self._alarm: str | None = None
         self._lease_state = LeaseState(LeaseStatus.NOT_HELD)
+        self.lag_trend = LagTrend()
+        self._redundancy_alarms: dict[tuple[str, str | None], RedundancyAlarm] = {}
 
     # --- records ---------------------------------------------------------------------------
 
@@ -209,6 +225,25 @@ class Daemon:
                 self._journal("state_change", fields)
                 LOG.info(f"{what}: {before} -> {value}", extra=fields)
         self._state = state
+
+    def _record_redundancy(self, obs: Observation) -> Redundancy | None:
+        self.lag_trend = self.lag_trend.record(obs.cluster)
+        redundancy = assess(obs.cluster, self.config, self.lag_trend)
+        self.metrics.record_redundancy(obs.cluster, redundancy)
+        if redundancy is None:
+            return None  # unreadable: an alarm is neither confirmed nor cleared
+        raised, cleared = alarm_changes(self._redundancy_alarms, redundancy)
+        for alarm in raised:
+            fields = _alarm_fields(alarm)
+            self._journal("redundancy_alarm", {**fields, "detail": alarm.message})
+            LOG.warning(f"redundancy lost: {alarm.message}", extra=fields)
+        for alarm in cleared:
+            fields = _alarm_fields(alarm)
+            self._journal("redundancy_alarm_cleared", fields)
+            who = f" ({alarm.member})" if alarm.member else ""
+            LOG.info(f"redundancy alarm cleared: {alarm.kind}{who}", extra=fields)
+        self._redundancy_alarms = {alarm.key: alarm for alarm in redundancy.alarms}
+        return redundancy
 
     def _record_decision(self, decision: Decision) -> None:
         """Journal and log a decision that changes nothing now (alarm or dry run), once
@@ -304,12 +339,14 @@ class Daemon:
         now = self.clock.monotonic()
         decision = decide(observation, self.memory, self.config, now)
         self._record_observation(observation, now)
+        redundancy = self._record_redundancy(observation)
         self._record_decision(decision)
         if not is_action(decision):
-            return RoundResult(observation, decision, "none")
+            return RoundResult(observation, decision, "none", redundancy=redundancy)
         if self.dry_run:
-            return RoundResult(observation, decision, "dry_run")
-        return await self._act(observation, decision, now)
+            return RoundResult(observation, decision, "dry_run", redundancy=redundancy)
+        result = await self._act(observation, decision, now)
+        return replace(result, redundancy=redundancy)
 
     async def _act(self, observation: Observation, decision: Decision, now: float) -> RoundResult:
         event = to_event(decision)
@@ -453,7 +490,7 @@ async def serve(
     """The daemon as `nmpi-failover watch` runs it: journal, metrics endpoint on
     config.metrics_listen, SIGTERM/SIGINT stop it gracefully (lease released)."""
     stop = stop or asyncio.Event()
-    metrics = Metrics(config.site_names)
+    metrics = Metrics(config.site_names, members=configured_members(config))
     server = None
     if metrics_server:
         host, port = config.listen_host_port
@@ -478,3 +515,8 @@ async def serve(
         if server is not None:
             server.shutdown()
             server.server_close()
+
+
+def _alarm_fields(alarm: RedundancyAlarm) -> dict[str, Any]:
+    """The journal's and the log line's fields of a redundancy alarm."""
+    return {"kind": alarm.kind, "member": alarm.member, "site": alarm.site}

@@ -47,6 +47,7 @@ class ClusterState:
     """Patroni's /cluster view: the single source of truth for where the leader is."""
 
     members: tuple[Member, ...]
+    scope: str | None = None  # Patroni's cluster name, for the patronictl commands we suggest
 
     @property
     def leader(self) -> Member | None:

@@ -8,6 +8,8 @@ and write the same value the daemon would).
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +20,7 @@ from .decide import Refusal, Switchover, SwitchReason, plan_switchover, to_event
 from .journal import Journal, read_tail
 from .model import LeaseStatus, Member, MemberRole, Observation
 from .ports import ActuatorError, DnsConflictError
+from .redundancy import Redundancy, assess
 
 Say = Callable[[str], None]
 
@@ -32,6 +35,21 @@ def _member(member: Member) -> dict[str, Any]:
         "state": member.state,
         "lag_bytes": member.lag_bytes,
         "timeline": member.timeline,
+    }
+
+
+def redundancy_report(redundancy: Redundancy | None) -> dict[str, Any]:
+    """`status --json`'s "redundancy": ok is None when Patroni was unreadable (unknown)."""
+    if redundancy is None:
+        return {"ok": None, "sync_standby": None, "leader_timeline": None, "alarms": []}
+    return {
+        "ok": redundancy.ok,
+        "sync_standby": redundancy.sync_standby,
+        "leader_timeline": redundancy.leader_timeline,
+        "alarms": [
+            {"kind": a.kind, "member": a.member, "site": a.site, "message": a.message}
+            for a in redundancy.alarms
+        ],
     }
 
 
@@ -77,6 +95,9 @@ def status_report(
         "cluster_readable": cluster is not None,
         "leader": _member(leader) if leader else None,
         "members": [_member(m) for m in cluster.members] if cluster else [],
+        # One reading: a replica's lag is judged against max_replica_lag_bytes only; whether
+        # it keeps rising needs the daemon's rounds (its metrics and journal).
+        "redundancy": redundancy_report(assess(cluster, config)),
         "dns": None
         if dns is None
         else {
@@ -110,6 +131,8 @@ def event_summary(event: Mapping[str, Any]) -> str:
     name = str(event.get("event", "?"))
     if name == "state_change":
         return f"{event.get('what')}: {event.get('from')} -> {event.get('to')}"
+    if name == "redundancy_alarm_cleared":
+        return " ".join(str(p) for p in (event.get("kind"), event.get("member")) if p)
     text = event.get("error") or event.get("detail") or event.get("reason") or ""
     kind = event.get("kind") or event.get("condition") or ""
     if kind == "refusal":  # the event name says it already
@@ -151,6 +174,7 @@ def format_status(report: Mapping[str, Any]) -> str:
             timeline = "-" if m["timeline"] is None else str(m["timeline"])
             rows.append([m["name"], m["site"] or "?", m["role"], m["state"], _lag(m), timeline])
         lines += ["  " + line for line in _table(rows)]
+    lines += _redundancy_lines(report["redundancy"])
     lines.append("")
     dns = report["dns"]
     if dns is None:
@@ -170,6 +194,31 @@ def format_status(report: Mapping[str, Any]) -> str:
     for event in report["events"]:
         lines.append(f"  {event.get('time', '?')}  {event.get('event')}  {event_summary(event)}")
     return "\n".join(lines)
+
+
+def _redundancy_lines(redundancy: Mapping[str, Any]) -> list[str]:
+    """A summary line, then one block per alarm whose first line starts with ALARM."""
+    if redundancy["ok"] is None:
+        return ["redundancy: unknown (Patroni unreadable)"]
+    if redundancy["ok"]:
+        timeline = redundancy["leader_timeline"]
+        on = f"; leader on timeline {timeline}" if timeline is not None else ""
+        return [f"redundancy: ok (synchronous standby {redundancy['sync_standby']} streaming{on})"]
+    alarms = redundancy["alarms"]
+    lines = [f"redundancy: LOST ({len(alarms)} alarm{'s' if len(alarms) != 1 else ''})"]
+    for alarm in alarms:
+        who = f" {alarm['member']}" if alarm["member"] else ""
+        lines += _wrap(f"ALARM {alarm['kind']}{who}: {alarm['message']}")
+    return lines
+
+
+def _wrap(text: str, width: int = 100) -> list[str]:
+    """Wrapped, but a `command` stays on one line so it can be copied."""
+    kept = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", "\0"), text)
+    lines = textwrap.wrap(
+        kept, width, subsequent_indent="      ", break_long_words=False, break_on_hyphens=False
+    )
+    return [line.replace("\0", " ") for line in lines]
 
 
 async def status(

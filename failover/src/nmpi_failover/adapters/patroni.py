@@ -81,7 +81,8 @@ def parse_cluster(data: Any, config: Config) -> ClusterState | None:
                 timeline=timeline if isinstance(timeline, int) else None,
             )
         )
-    return ClusterState(tuple(members))
+    scope = data.get("scope")
+    return ClusterState(tuple(members), scope=scope if isinstance(scope, str) else None)
 
 
 def reconcile(answers: Iterable[ClusterState | None]) -> ClusterState | None:
@@ -111,7 +112,7 @@ def reconcile(answers: Iterable[ClusterState | None]) -> ClusterState | None:
     # as a leader. ClusterState.leader is None with two leaders, so `decide` changes nothing.
     leaders = {leader.name: leader for _, leader in led}
     members = [leaders.pop(m.name, m) for m in seen[0].members] + list(leaders.values())
-    return ClusterState(tuple(members))
+    return ClusterState(tuple(members), scope=seen[0].scope)
 
 
 def ssl_context(tls: PatroniConfig) -> ssl.SSLContext:
