@@ -22,20 +22,59 @@ table, so a cut survives its rounds. Cutting twice is harmless; restore removes 
 these chains and the jumps to them.
 
 Instances are found by their container's labels (nmpi.lab.instance-name,
-nmpi.lab.instance-uuid) or container name. Killing is `docker kill` (the VM's power is
-cut; Nova sees it shut off); freezing is `docker pause`: every process of the VM stops,
-though its kernel (the host's, shared) still answers pings and TCP handshakes, so a
-frozen VM looks like a hung one: connections open, nothing answers on them.
+nmpi.lab.instance-uuid) or container name.
+
+Freezing makes the VM look hung: every process of the VM stops, the containers its own
+Docker engine runs included (Patroni runs in one), while its kernel (the host's, shared)
+still answers pings and TCP handshakes: connections open, nothing answers on them.
+`docker pause` alone is not enough. The VM sees the host's cgroup tree (it is mounted into
+it), so its inner engine makes its containers' cgroups beside the VM's, not inside it
+(freezer:/docker/<vm id> and freezer:/docker/<inner id>), and pausing the VM freezes only
+the first. So freeze_instance
+
+  1. pauses the VM container with `docker pause` (kept rather than writing its freezer
+     directly: Docker, the lab's Nova driver and so Nova see the instance paused, and
+     `docker kill`/`unpause` keep working on it), which freezes the VM's own cgroup;
+  2. finds every process of the VM: its init (docker inspect State.Pid), every process in
+     its cgroup (`docker exec` ones too) and all their descendants, by parent pid in /proc
+     (the inner containers' processes descend from the VM's init through containerd's shims);
+  3. freezes each freezer cgroup of those processes outside the VM's own one (freezer.state
+     FROZEN on cgroup v1, cgroup.freeze 1 on v2; each is waited for until it reads frozen),
+     and scans again until a scan finds nothing new. It refuses (ChaosError, before touching
+     anything) the root cgroup and any cgroup that also holds a process outside the VM.
+
+The inner cgroups it froze are written to STATE_DIR/<container id>.json before each is
+frozen, so `thaw` (another process, later) thaws exactly those, then unpauses the VM; an
+inner container paused by the VM's own engine stays paused. Freezing and thawing twice is
+harmless. Thaw a frozen VM before anything else stops or deletes it (Nova's stop, delete):
+Docker unpauses its container first, but not the inner cgroups, and their processes, which
+cannot die frozen, would hang the VM's shutdown.
+
+Killing is `docker kill` (the VM's power is cut; Nova sees it shut off). The kernel then
+kills every process of the VM's PID namespace, the nested namespaces of its inner
+containers included (test_lab_freeze.py checks it), but not a process in a frozen cgroup:
+it would never die, and the VM's init would wait for it forever (Docker's kill then times
+out). So a frozen VM's processes get their SIGKILL while still frozen, the inner cgroups are
+thawed (they die as they thaw, running nothing first), then `docker kill` (Docker resumes a
+paused container after signalling it). kill_instance checks that no process of the VM
+survives.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import ipaddress
 import json
+import os
+import re
 import shutil
+import signal
 import subprocess
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from nmpi_lab_openstack.lab_state import docker_network_subnets
@@ -53,6 +92,12 @@ LAB_LABEL = "nmpi.lab"
 REGION_LABEL = "nmpi.lab.region"
 NAME_LABEL = "nmpi.lab.instance-name"
 UUID_LABEL = "nmpi.lab.instance-uuid"
+# Which inner cgroups a freeze froze, per VM container (tmpfs: gone with the host's boot).
+STATE_DIR = Path("/run/nmpi-devstack/frozen")
+FREEZE_TIMEOUT = 10.0  # seconds for a cgroup to read frozen (or thawed)
+FREEZE_ROUNDS = 5  # scans for new inner cgroups before giving up
+KILL_TIMEOUT = 30.0  # seconds for a killed VM's container to exit
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
 class ChaosError(LabError):
@@ -152,6 +197,192 @@ def uncut_restore_text(region: str, saved: dict[str, list[str]]) -> str | None:
     lines += [f"-X {n}" for n in names]
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
+
+
+# --- pure: which cgroups freeze a VM -------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Cgroup:
+    """A freezer cgroup: version 1 (the freezer hierarchy) or 2 (the unified one), its path."""
+
+    version: int
+    path: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Proc:
+    """One process of /proc: start (clock ticks after boot) tells a reused pid apart."""
+
+    pid: int
+    ppid: int
+    start: int
+    comm: str
+    cgroup: Cgroup | None
+
+
+@dataclasses.dataclass(frozen=True)
+class FreezePlan:
+    """What freezes a VM: its own cgroup (docker pause) and the inner ones (written directly)."""
+
+    own: Cgroup
+    inner: tuple[Cgroup, ...]
+    pids: frozenset[int]
+
+
+def freezer_cgroup(text: str) -> Cgroup | None:
+    """A process's freezer cgroup from /proc/<pid>/cgroup text; None if it has none.
+
+    The v1 freezer hierarchy's line wins (a hybrid host lists the unified one too); without
+    it, the unified hierarchy's `0::` line (cgroup v2, where freezing is cgroup.freeze).
+    """
+    unified = None
+    for line in text.splitlines():
+        hierarchy, sep, rest = line.partition(":")
+        controllers, sep2, path = rest.partition(":")
+        if not sep or not sep2 or not path:
+            continue
+        if "freezer" in controllers.split(","):
+            return Cgroup(1, path)
+        if hierarchy == "0" and controllers == "":
+            unified = Cgroup(2, path)
+    return unified
+
+
+def parse_stat(text: str) -> tuple[str, str, int, int]:
+    """(comm, state, ppid, start time) from /proc/<pid>/stat text (comm may hold anything)."""
+    head, _, tail = text.rpartition(")")
+    comm = head.partition("(")[2]
+    fields = tail.split()
+    # After comm: state(3) ppid(4) ... starttime(22), i.e. fields[0], [1] and [19].
+    return comm, fields[0], int(fields[1]), int(fields[19])
+
+
+def cgroup_within(path: str, ancestor: str) -> bool:
+    """Whether cgroup path is ancestor or inside it."""
+    ancestor = ancestor.rstrip("/")
+    return path == ancestor or path.startswith(ancestor + "/") or ancestor == ""
+
+
+def vm_pids(table: Mapping[int, Proc], init_pid: int) -> frozenset[int]:
+    """The VM's processes: its init, every process in its init's cgroup (`docker exec` ones,
+    whose parent is outside) and all their descendants (its inner containers' processes)."""
+    init = table.get(init_pid)
+    if init is None:
+        raise ChaosError(f"the VM's init (pid {init_pid}) is gone")
+    roots = {init_pid}
+    own = init.cgroup
+    if own is not None and own.path != "/":
+        roots |= {
+            p.pid
+            for p in table.values()
+            if p.cgroup is not None
+            and p.cgroup.version == own.version
+            and cgroup_within(p.cgroup.path, own.path)
+        }
+    children: dict[int, list[int]] = {}
+    for proc in table.values():
+        children.setdefault(proc.ppid, []).append(proc.pid)
+    found: set[int] = set()
+    stack = list(roots)
+    while stack:
+        pid = stack.pop()
+        if pid not in found:
+            found.add(pid)
+            stack += children.get(pid, [])
+    return frozenset(found)
+
+
+def outermost(cgroups: Iterable[Cgroup]) -> tuple[Cgroup, ...]:
+    """The cgroups not inside another one given (freezing is hierarchical), sorted."""
+    given = set(cgroups)
+    return tuple(
+        sorted(
+            c
+            for c in given
+            if not any(
+                o != c and o.version == c.version and cgroup_within(c.path, o.path) for o in given
+            )
+        )
+    )
+
+
+def freeze_plan(table: Mapping[int, Proc], init_pid: int) -> FreezePlan:
+    """The cgroups to freeze for the VM whose init is init_pid, from a process table.
+
+    Refuses the root cgroup, a VM process without a freezer cgroup, and a cgroup (or one
+    inside it) that also holds a process outside the VM: freezing it would hang that too.
+    """
+    pids = vm_pids(table, init_pid)
+    own = table[init_pid].cgroup
+    if own is None:
+        raise ChaosError(f"the VM's init (pid {init_pid}) has no freezer cgroup")
+    if own.path.rstrip("/") == "":
+        raise ChaosError(f"the VM's init (pid {init_pid}) is in the root cgroup: not freezing it")
+    found = set()
+    for pid in sorted(pids):
+        proc = table[pid]
+        if proc.cgroup is None:
+            raise ChaosError(f"process {pid} ({proc.comm}) of the VM has no freezer cgroup")
+        if proc.cgroup.version == own.version and cgroup_within(proc.cgroup.path, own.path):
+            continue
+        found.add(proc.cgroup)
+    inner = outermost(found)
+    for cgroup in inner:
+        if cgroup.path.rstrip("/") == "":
+            raise ChaosError(
+                "a process of the VM is in the root cgroup: freezing it would freeze the host"
+            )
+        outsiders = sorted(
+            p.pid
+            for p in table.values()
+            if p.pid not in pids
+            and p.cgroup is not None
+            and p.cgroup.version == cgroup.version
+            and cgroup_within(p.cgroup.path, cgroup.path)
+        )
+        if outsiders:
+            named = ", ".join(f"{pid} ({table[pid].comm})" for pid in outsiders[:5])
+            raise ChaosError(
+                f"cgroup {cgroup.path} holds processes of the VM and processes outside it"
+                f" ({named}): not freezing it"
+            )
+    return FreezePlan(own, inner, pids)
+
+
+def cgroup_mounts(mountinfo: str) -> dict[int, tuple[str, str]]:
+    """Version -> (root in the hierarchy, mount point) of the freezer's cgroup mounts, from
+    /proc/self/mountinfo text: the v1 freezer hierarchy (1) and the unified one (2)."""
+    found: dict[int, tuple[str, str]] = {}
+    for line in mountinfo.splitlines():
+        before, sep, after = line.partition(" - ")
+        fields, tail = before.split(), after.split()
+        if not sep or len(fields) < 5 or len(tail) < 3:
+            continue
+        fstype, options = tail[0], tail[2].split(",")
+        version = 1 if fstype == "cgroup" and "freezer" in options else 0
+        version = 2 if fstype == "cgroup2" else version
+        root, mountpoint = (_unescape(f) for f in fields[3:5])
+        if version and (version not in found or (root == "/" and found[version][0] != "/")):
+            found[version] = (root, mountpoint)
+    return found
+
+
+def _unescape(field: str) -> str:
+    r"""mountinfo's octal escapes (\040 for a space, \134 for a backslash...)."""
+    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def cgroup_dir(cgroup: Cgroup, mounts: Mapping[int, tuple[str, str]]) -> Path:
+    """The directory of a cgroup, given the mounts of cgroup_mounts."""
+    if cgroup.version not in mounts:
+        what = "the v1 freezer hierarchy" if cgroup.version == 1 else "cgroup2 (unified)"
+        raise ChaosError(f"{what} is not mounted here: cannot freeze {cgroup.path}")
+    root, mountpoint = mounts[cgroup.version]
+    if not cgroup_within(cgroup.path, root):
+        raise ChaosError(f"cgroup {cgroup.path} is outside the mounted {root} ({mountpoint})")
+    relative = cgroup.path[len(root.rstrip("/")) :].strip("/")
+    return Path(mountpoint) / relative if relative else Path(mountpoint)
 
 
 # --- the machine ----------------------------------------------------------------------------
@@ -265,30 +496,252 @@ def find_instance(server: str) -> Any:
     return matches[0]
 
 
-def kill_instance(server: str) -> None:
-    """Cut the VM's power (docker kill): its processes die at once."""
-    container = find_instance(server)
-    container.reload()
-    if container.status == "paused":
-        container.unpause()  # a frozen VM is killed too, not left frozen
-    if container.status in ("running", "paused", "restarting"):
-        container.kill()
+# --- freezing on the machine -----------------------------------------------------------------
+
+
+def process_table(proc: Path = Path("/proc")) -> dict[int, Proc]:
+    """Every process now: pid -> Proc (one that exits meanwhile is left out)."""
+    table: dict[int, Proc] = {}
+    for entry in os.scandir(proc):
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm, _, ppid, start = parse_stat((proc / entry.name / "stat").read_text())
+            cgroup = freezer_cgroup((proc / entry.name / "cgroup").read_text())
+        except (OSError, ValueError, IndexError):
+            continue
+        table[int(entry.name)] = Proc(int(entry.name), ppid, start, comm, cgroup)
+    return table
+
+
+def _mounts() -> dict[int, tuple[str, str]]:
+    return cgroup_mounts(Path("/proc/self/mountinfo").read_text())
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ChaosError(f"cannot read {path}: {exc}") from exc
+
+
+def _write(path: Path, value: str) -> None:
+    try:
+        path.write_text(value)
+    except OSError as exc:
+        raise ChaosError(f"cannot write {value} to {path}: {exc}") from exc
+
+
+def is_frozen(directory: Path, version: int) -> bool:
+    """Whether the cgroup is frozen (v1: FROZEN, or still FREEZING), by itself or a parent."""
+    if version == 1:
+        return _read(directory / "freezer.state") != "THAWED"
+    return "frozen 1" in _read(directory / "cgroup.events").splitlines()
+
+
+def self_frozen(directory: Path, version: int) -> bool:
+    """Whether the cgroup itself was asked to freeze (not only a parent of it)."""
+    if version == 1:
+        own = directory / "freezer.self_freezing"
+        if own.exists():
+            return _read(own) == "1"
+        return _read(directory / "freezer.state") != "THAWED"
+    return _read(directory / "cgroup.freeze") == "1"
+
+
+def set_frozen(
+    directory: Path, version: int, frozen: bool, timeout: float = FREEZE_TIMEOUT
+) -> None:
+    """Freeze or thaw one cgroup and wait until it reads so (v1 freezer.state, v2 cgroup.freeze)."""
+    if version == 1:
+        target, value = ("FROZEN", "FROZEN") if frozen else ("THAWED", "THAWED")
+        control, status = directory / "freezer.state", directory / "freezer.state"
+    else:
+        target, value = ("frozen 1", "1") if frozen else ("frozen 0", "0")
+        control, status = directory / "cgroup.freeze", directory / "cgroup.events"
+    deadline = time.monotonic() + timeout
+    while True:
+        # Written again at every poll: a v1 cgroup may stay FREEZING until told again.
+        _write(control, value)
+        text = _read(status)
+        if target == text or target in text.splitlines():
+            return
+        if time.monotonic() > deadline:
+            raise ChaosError(f"{directory} did not become {target!r} in {timeout:.0f}s: {text!r}")
+        time.sleep(0.01)
+
+
+def _record(container_id: str) -> Path:
+    return STATE_DIR / f"{container_id}.json"
+
+
+def frozen_record(container_id: str) -> list[tuple[int, Path]]:
+    """The inner cgroups (version, directory) a freeze of the container froze; [] if none."""
+    try:
+        data = json.loads(_record(container_id).read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise ChaosError(f"cannot read {_record(container_id)}: {exc}") from exc
+    return [(int(item["version"]), Path(item["dir"])) for item in data.get("cgroups", [])]
+
+
+def _write_record(container_id: str, cgroups: Sequence[tuple[int, Path]]) -> None:
+    path = _record(container_id)
+    if not cgroups:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"cgroups": [{"version": v, "dir": str(d)} for v, d in cgroups]}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def _init_pid(container: Any) -> int:
+    return int((container.attrs.get("State") or {}).get("Pid") or 0)
+
+
+def _freeze_inner(container_id: str, init_pid: int, mounts: Mapping[int, tuple[str, str]]) -> None:
+    """Freeze the VM's cgroups outside its own, scanning again until nothing new appears.
+
+    Each is recorded before it is frozen (so a thaw finds it even if this process dies); an
+    inner cgroup frozen by someone else (the VM's engine pausing a container) is left out.
+    """
+    record = frozen_record(container_id)
+    for _ in range(FREEZE_ROUNDS):
+        plan = freeze_plan(process_table(), init_pid)
+        own_dir = cgroup_dir(plan.own, mounts)
+        if not is_frozen(own_dir, plan.own.version):
+            raise ChaosError(f"the VM's own cgroup {own_dir} is not frozen after docker pause")
+        new = False
+        for cgroup in plan.inner:
+            directory = cgroup_dir(cgroup, mounts)
+            if (cgroup.version, directory) not in record:
+                if self_frozen(directory, cgroup.version):
+                    continue  # frozen by someone else: theirs to thaw
+                record.append((cgroup.version, directory))
+                _write_record(container_id, record)
+                new = True
+            set_frozen(directory, cgroup.version, True)
+        if not new:
+            return
+    raise ChaosError(f"new cgroups kept appearing in the VM after {FREEZE_ROUNDS} scans")
+
+
+def _thaw_recorded(container_id: str) -> None:
+    for version, directory in frozen_record(container_id):
+        if directory.is_dir():
+            set_frozen(directory, version, False)
+    _write_record(container_id, [])
 
 
 def freeze_instance(server: str) -> None:
-    """Freeze every process of the VM (docker pause)."""
+    """Freeze every process of the VM, its inner containers' too (see the module docstring)."""
     container = find_instance(server)
     container.reload()
-    if container.status == "paused":
-        return
-    if container.status != "running":
+    if container.status not in ("running", "paused"):
         raise ChaosError(f"instance {server!r} is {container.status}, not running")
-    container.pause()
+    init_pid = _init_pid(container)
+    mounts = _mounts()
+    freeze_plan(process_table(), init_pid)  # refuses before anything is frozen
+    before = frozen_record(container.id)
+    paused_here = False
+    try:
+        if container.status == "running":
+            container.pause()
+            paused_here = True
+        _freeze_inner(container.id, init_pid, mounts)
+    except BaseException:
+        # Undo this call's part: what an earlier freeze froze stays frozen.
+        with contextlib.suppress(Exception):
+            for version, directory in frozen_record(container.id):
+                if (version, directory) not in before and directory.is_dir():
+                    set_frozen(directory, version, False)
+            _write_record(container.id, before)
+        if paused_here:
+            with contextlib.suppress(Exception):
+                container.unpause()
+        raise
 
 
 def thaw_instance(server: str) -> None:
-    """Undo freeze_instance (docker unpause)."""
+    """Undo freeze_instance: thaw the inner cgroups it froze, then unpause the VM."""
     container = find_instance(server)
+    _thaw_recorded(container.id)
     container.reload()
     if container.status == "paused":
         container.unpause()
+
+
+def _alive(pid: int, start: int) -> bool:
+    try:
+        _, state, _, started = parse_stat(Path(f"/proc/{pid}/stat").read_text())
+    except (OSError, ValueError, IndexError):
+        return False
+    return started == start and state not in ("Z", "X")
+
+
+def kill_instance(server: str) -> None:
+    """Cut the VM's power (docker kill): its processes die at once, inner containers' too.
+
+    A frozen VM runs nothing more: its processes get SIGKILL while still frozen.
+    """
+    container = find_instance(server)
+    container.reload()
+    if container.status not in ("running", "paused", "restarting"):
+        _write_record(container.id, [])
+        return
+    init_pid = _init_pid(container)
+    table = process_table()
+    victims: dict[int, int] = {}
+    if init_pid and init_pid in table:
+        victims = {pid: table[pid].start for pid in vm_pids(table, init_pid)}
+    mounts = _mounts()
+    own = table[init_pid].cgroup if init_pid in table else None
+    # Every frozen cgroup of the VM's processes outside its own (ours, or paused by the
+    # VM's engine): a process in a frozen cgroup cannot die.
+    frozen: list[tuple[int, Path]] = [*frozen_record(container.id)]
+    for pid in victims:
+        cgroup = table[pid].cgroup
+        if cgroup is None or own is None:
+            continue
+        if cgroup.version == own.version and cgroup_within(cgroup.path, own.path):
+            continue
+        with contextlib.suppress(ChaosError):
+            directory = cgroup_dir(cgroup, mounts)
+            if (cgroup.version, directory) not in frozen and self_frozen(directory, cgroup.version):
+                frozen.append((cgroup.version, directory))
+    if container.status == "paused" or frozen:
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    for version, directory in frozen:
+        if directory.is_dir():
+            set_frozen(directory, version, False)
+    _write_record(container.id, [])
+    _docker_kill(container)
+    survivors = [pid for pid, start in victims.items() if _alive(pid, start)]
+    for pid in survivors:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while survivors and time.monotonic() < deadline:
+        time.sleep(0.05)
+        survivors = [pid for pid in survivors if _alive(pid, victims[pid])]
+    if survivors:
+        raise ChaosError(f"processes of the killed VM still run: {survivors[:10]}")
+
+
+def _docker_kill(container: Any) -> None:
+    import docker.errors
+    import requests
+
+    container.reload()
+    if container.status in ("running", "paused", "restarting"):
+        with contextlib.suppress(docker.errors.APIError):  # it died meanwhile: fine
+            container.kill()
+    try:
+        container.wait(timeout=KILL_TIMEOUT)
+    except (requests.exceptions.RequestException, docker.errors.APIError) as exc:
+        raise ChaosError(f"the VM's container did not exit after docker kill: {exc}") from exc

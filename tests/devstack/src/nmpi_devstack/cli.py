@@ -123,9 +123,13 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("region", choices=sorted(a.REGIONS), help="region name")
     for name, text in (
-        ("kill", "chaos: kill an instance abruptly (as a host crash would)"),
-        ("freeze", "chaos: freeze an instance (processes paused, network silent)"),
-        ("thaw", "chaos: undo `freeze`"),
+        ("kill", "chaos: kill an instance abruptly (as a host crash would), its containers too"),
+        (
+            "freeze",
+            "chaos: freeze an instance like a hung VM: every process stops, its containers'"
+            " too (docker pause of the VM, the freezer for its inner containers' cgroups)",
+        ),
+        ("thaw", "chaos: undo `freeze` (exactly the cgroups it froze, then unpause the VM)"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("server", help="server name or uuid")
