@@ -55,12 +55,14 @@ LAB_REGIONS := castor,jusuf,witness
 lab: images ## The main job on the local lab: OpenStack (castor, jusuf, witness), site.yml, how to reach it
 	$(DEVSTACK) up --regions $(LAB_REGIONS)
 	ansible-playbook site.yml -i inventories/lab $(ANSIBLE_ARGS)
+	python -m tests.lab.hostdns on || test $$? -eq 3
 	python -m tests.lab.info
 
 lab-info: ## How to reach the platform `make lab` deployed: URL, CA file, an nmpi client example
 	python -m tests.lab.info
 
 lab-down: setup ## Remove what site.yml created on the lab (playbooks/destroy.yml), then stop the lab
+	python -m tests.lab.hostdns off
 	$(DEVSTACK) up --regions $(LAB_REGIONS)
 	ansible-playbook playbooks/destroy.yml -i inventories/lab -e nmpi_destroy_confirm=lab
 	$(DEVSTACK) down

@@ -3,13 +3,15 @@
 The session deploys with `ansible-playbook site.yml -i inventories/lab` on the local OpenStack
 (a lab that is already deployed only converges again), then checks what users and operators
 rely on: the database leader and its synchronous standby, both sites' APIs through their
-floating IPs, the public name in the lab's DNS, a job submitted with the real nmpi client
+floating IPs, the public name in the lab's DNS (and through this machine's resolver once
+tests/lab/hostdns.py has put the lab's DNS first), a job submitted with the real nmpi client
 through the public name, and a second run and a check-mode run that change nothing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -20,7 +22,7 @@ from typing import Any
 import nmpi
 import pytest
 
-from tests.lab import deployment
+from tests.lab import deployment, hostdns
 from tests.support import REPO, tool_env
 
 # In the pytest process that runs every suite of the local OpenStack (scripts/run-tests).
@@ -108,6 +110,31 @@ def test_nmpi_client_submits_a_job_through_the_public_name(
     assert job["code"] == source
     assert job["status"] == "submitted"
     assert job["collab"] == deployment.DEMO_COLLAB
+
+
+def test_this_machine_resolves_the_public_name_through_the_labs_dns(
+    lab: deployment.Deployment,
+) -> None:
+    # What `make lab` does (tests/lab/hostdns.py), on the real /etc/resolv.conf: put back as it
+    # was, byte for byte, whatever happens (it may already hold the block: make lab's).
+    path = hostdns.RESOLV_CONF
+    if os.geteuid() != 0 or hostdns.managed_by_resolved(path):
+        pytest.skip("needs root and a plain /etc/resolv.conf (hostdns prints what to do)")
+    before = path.read_bytes()
+    outside = hostdns.host_addresses("pypi.org")  # resolved only, never connected to
+    try:
+        server = lab.dns_server.public_ip
+        assert hostdns.main(["off"]) == hostdns.OK
+        assert (
+            hostdns.main(["on", "--server", server, "--zone", lab.zone, "--name", lab.public_name])
+            == hostdns.OK
+        )
+        assert hostdns.host_addresses(lab.public_name) == lab.resolve()
+        if outside:  # the witness REFUSES it, glibc asks the machine's own nameservers
+            assert hostdns.host_addresses("pypi.org"), "outside names no longer resolve"
+    finally:
+        hostdns.rewrite(path, lambda _: before.decode("utf-8", "surrogateescape"))
+    assert path.read_bytes() == before
 
 
 def test_failover_daemon_at_the_witness_sees_castor_active(lab: deployment.Deployment) -> None:
