@@ -113,8 +113,13 @@ def cluster(leader_site: str | None, replica: Replica = IN_SYNC) -> ClusterState
     return ClusterState(tuple(members))
 
 
-def probe(ok: bool) -> SiteProbe:
-    return SiteProbe(ok=True, latency=0.05) if ok else SiteProbe(ok=False, error="timeout")
+def probe(ok: bool, status: int | None = None) -> SiteProbe:
+    """ok: HTTP 200. Failed: `status` when the web tier answered (e.g. 503), else a timeout."""
+    if ok:
+        return SiteProbe(ok=True, latency=0.05, status_code=200)
+    if status is not None:
+        return SiteProbe(ok=False, latency=0.05, error=f"HTTP {status}", status_code=status)
+    return SiteProbe(ok=False, error="timeout")
 
 
 def held(now: float) -> LeaseState:
@@ -126,6 +131,8 @@ def observation(
     *,
     castor: bool = True,
     jusuf: bool = True,
+    castor_status: int | None = None,
+    jusuf_status: int | None = None,
     leader: str | None = "castor",
     replica: Replica = IN_SYNC,
     dns: str | None = "castor",
@@ -134,10 +141,11 @@ def observation(
     no_cluster: bool = False,
     floating_ips: Mapping[str, FloatingIpState] | None = None,
 ) -> Observation:
-    """One round's view; `dns` names the site the record points at (None: unreadable)."""
+    """One round's view; `dns` names the site the record points at (None: unreadable).
+    A failed probe answered with `<site>_status` (e.g. 503), else it timed out."""
     return Observation(
         taken_at=taken_at,
-        probes={"castor": probe(castor), "jusuf": probe(jusuf)},
+        probes={"castor": probe(castor, castor_status), "jusuf": probe(jusuf, jusuf_status)},
         cluster=None if no_cluster else (cluster_state or cluster(leader, replica)),
         dns=None if dns is None else DnsRecord("nmpi.lab.example.", frozenset({ADDRESS[dns]})),
         lease=lease if lease is not None else held(taken_at),

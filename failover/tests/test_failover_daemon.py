@@ -48,26 +48,26 @@ def test_dry_run_decides_but_does_not_act(world: World) -> None:
     results = rounds(daemon, 5)
     assert kinds(results) == [
         "no_action:none",  # 1 failed probe: suspect
-        "switchover:dry_run",  # 2 = failures_to_down: would switch over
-        "switchover:dry_run",
-        "switchover:dry_run",
-        "switchover:dry_run",
+        "point_dns:dry_run",  # 2 = failures_to_down: would move the name to jusuf first
+        "point_dns:dry_run",  # (the name never moves, so the switchover never comes)
+        "point_dns:dry_run",
+        "point_dns:dry_run",
     ]
     assert world.cluster.posts == []  # Patroni was never asked
     assert world.cluster.leader == "castor-db-1"
     assert world.bind.query() == {CASTOR_IP}  # DNS untouched
     decisions = world.events("decision")
     assert len(decisions) == 1  # journaled once, not every round
-    assert decisions[0]["kind"] == "switchover"
+    assert decisions[0]["kind"] == "point_dns"
     assert decisions[0]["dry_run"] is True
-    assert decisions[0]["candidate"] == "jusuf-db-1"
+    assert decisions[0]["site"] == "jusuf"
     assert world.events("action") == []
     metrics = daemon.metrics.render().decode()
     assert 'nmpi_failover_switches_total{reason="leader_site_down"} 0.0' in metrics
     assert "nmpi_failover_acting_leader 1.0" in metrics  # dry run still takes the lease
 
 
-def test_a_real_run_switches_over_then_moves_dns_and_never_fails_back(world: World) -> None:
+def test_a_real_run_moves_dns_then_switches_over_and_never_fails_back(world: World) -> None:
     daemon = world.daemon(dry_run=False)
     standby = world.daemon(dry_run=False, instance="witness-2")  # a second instance
     world.castor.status = 503
@@ -77,9 +77,9 @@ def test_a_real_run_switches_over_then_moves_dns_and_never_fails_back(world: Wor
         assert rounds(standby, 1)[0].outcome == "none"  # never acts: no lease
     assert kinds(results) == [
         "no_action:none",
-        "switchover:done",  # unplanned: /failover to jusuf's Patroni, waited for the leader
-        "point_dns:done",  # next round: the name follows the leader
-        "no_action:none",
+        "point_dns:done",  # castor down, jusuf serves: users go there at once
+        "switchover:done",  # next round: unplanned /failover to jusuf's Patroni, waited for
+        "no_action:none",  # the leader, who is now where the name already is
         "no_action:none",
     ]
     assert [p["path"] for p in world.cluster.posts] == ["/failover"]
@@ -92,7 +92,7 @@ def test_a_real_run_switches_over_then_moves_dns_and_never_fails_back(world: Wor
     assert world.bind.query() == {JUSUF_IP}
 
     done = [e["kind"] for e in world.events("action_done")]
-    assert done == ["switchover", "point_dns"]
+    assert done == ["point_dns", "switchover"]
     changes = {(e["what"], e["to"]) for e in world.events("state_change")}
     assert ("leader", "jusuf-db-1 at jusuf") in changes
     assert ("dns", JUSUF_IP) in changes
@@ -104,6 +104,37 @@ def test_a_real_run_switches_over_then_moves_dns_and_never_fails_back(world: Wor
     assert 'nmpi_failover_active_site{site="jusuf"} 1.0' in metrics
     asyncio.run(daemon.shutdown())
     asyncio.run(standby.shutdown())
+
+
+def test_a_cut_off_leader_site_has_the_name_moved_ahead_of_patronis_promotion(
+    world: World,
+) -> None:
+    """castor silent (its probe times out), jusuf's API answers 503 (no writable database):
+    the name moves to jusuf, whose member is the synchronous standby, before Patroni
+    promotes it; the daemon never asks Patroni for anything."""
+    daemon = world.daemon(dry_run=False)
+    world.castor.delay = world.config.probe_timeout + 0.5  # no answer within the timeout
+    world.jusuf.status = 503
+    try:
+        results = rounds(daemon, 3)
+        assert kinds(results) == [
+            "no_action:none",  # castor suspect
+            "point_dns:done",  # castor down; jusuf answers 503 and holds the sync standby
+            "alarm:none",  # waiting for Patroni's own promotion, the name already there
+        ]
+        assert world.bind.query() == {JUSUF_IP}
+        probe = results[1].observation.probes["jusuf"]
+        assert (probe.ok, probe.status_code) == (False, 503)
+        assert results[1].observation.probes["castor"].status_code is None
+        assert "ahead of the promotion" in results[1].decision.reason
+        world.cluster.promote("jusuf-db-1")  # castor's leader key expired
+        world.jusuf.status = 200
+        assert kinds(rounds(daemon, 1)) == ["no_action:none"]  # converged
+        assert world.cluster.posts == []  # Patroni did it by itself
+        assert world.bind.query() == {JUSUF_IP}
+    finally:
+        world.castor.delay = 0.0
+    asyncio.run(daemon.shutdown())
 
 
 @pytest.fixture
@@ -128,6 +159,7 @@ def test_losing_the_lease_while_acting_aborts_the_action(world: World) -> None:
 
     async def scenario() -> RoundResult:
         await daemon.run_round()  # suspect
+        assert (await daemon.run_round()).decision.kind == "point_dns"  # the name first
         acting = asyncio.create_task(daemon.run_round())  # switchover under way
         while not world.cluster.posts:
             await asyncio.sleep(0.05)

@@ -2,8 +2,9 @@
 
 The scenario table runs the whole observe -> decide -> act loop: the fake world applies each
 decision the way Patroni and DNS would (the leader moves some rounds after a switchover is
-asked for; DNS changes only if the compare-and-swap prerequisite holds), so "exactly one
-switch" is checked over many rounds, not one call.
+asked for, or by Patroni's own failover at a given round; DNS changes only if the
+compare-and-swap prerequisite holds), so "exactly one switch" is checked over many rounds,
+not one call.
 """
 
 from __future__ import annotations
@@ -72,12 +73,25 @@ class FakeClock:
 class FakeWorld:
     """Patroni and the DNS server as the controller sees them, reacting to its actions."""
 
-    def __init__(self, leader: str, dns: str, replica: Replica, promote_after: int) -> None:
+    def __init__(
+        self,
+        leader: str,
+        dns: str,
+        replica: Replica,
+        promote_after: int,
+        promotes_at: int | None = None,
+    ) -> None:
         self.leader, self.dns, self.replica = leader, dns, replica
         self.promote_after = promote_after
+        self.promotes_at = promotes_at
+        self.rounds = 0
         self._promoting: tuple[str, int] | None = None
 
-    def observe(self, now: float, castor: bool, jusuf: bool, lease: LeaseState) -> Observation:
+    def observe(self, now: float, castor: str, jusuf: str, lease: LeaseState) -> Observation:
+        """`castor`, `jusuf`: "+" the probe gets 200, "5" HTTP 503, "-" no answer."""
+        if self.rounds == self.promotes_at:  # the lost leader's key expired: Patroni promotes
+            self._promoting = ("jusuf" if self.leader == "castor" else "castor", 1)
+        self.rounds += 1
         if self._promoting is not None:
             target, rounds_left = self._promoting
             if rounds_left <= 1:
@@ -87,8 +101,10 @@ class FakeWorld:
                 self._promoting = (target, rounds_left - 1)
         return observation(
             now,
-            castor=castor,
-            jusuf=jusuf,
+            castor=castor == "+",
+            jusuf=jusuf == "+",
+            castor_status=503 if castor == "5" else None,
+            jusuf_status=503 if jusuf == "5" else None,
             leader=self.leader,
             replica=self.replica,
             dns=self.dns,
@@ -115,7 +131,7 @@ def lease_for(code: str, now: float) -> LeaseState:
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    castor: str  # one character per round: + probe ok, - probe failed
+    castor: str  # one character per round: + probe ok, 5 HTTP 503, - no answer
     jusuf: str
     switchovers: int
     actions: int  # every decision that changes something, switchovers included
@@ -126,6 +142,7 @@ class Scenario:
     replica: Replica = IN_SYNC
     lease: str | None = None  # per round: H held, L lost to another instance, E etcd gone
     promote_after: int = 1  # rounds Patroni takes to promote
+    promotes_at: int | None = None  # the round Patroni fails over by itself (key expiry)
     alarm: str | None = None  # an alarm condition that must have been raised
 
 
@@ -230,51 +247,124 @@ SCENARIOS = [
         final_dns="jusuf",
         final_leader="jusuf",
     ),
+    # jusuf serves (its API writes to castor's leader over the wan): the name moves there
+    # whether or not the database can follow.
     Scenario(
-        "a lagging replica blocks the switchover",
+        "a lagging replica blocks the switchover, not the name",
         castor="++--------",
         jusuf="++++++++++",
         replica=LAGGING,
         switchovers=0,
-        actions=0,
-        final_dns="castor",
+        actions=1,
+        final_dns="jusuf",
         final_leader="castor",
         alarm="replica_not_in_sync",
     ),
     Scenario(
-        "a stopped replica blocks the switchover",
+        "a stopped replica blocks the switchover, not the name",
         castor="++--------",
         jusuf="++++++++++",
         replica=Replica(state="stopped"),
         switchovers=0,
-        actions=0,
-        final_dns="castor",
+        actions=1,
+        final_dns="jusuf",
         final_leader="castor",
         alarm="replica_not_in_sync",
     ),
     Scenario(
-        "a replica on an old timeline blocks the switchover",
+        "a replica on an old timeline blocks the switchover, not the name",
         castor="++--------",
         jusuf="++++++++++",
         replica=Replica(timeline=6),
         switchovers=0,
+        actions=1,
+        final_dns="jusuf",
+        final_leader="castor",
+        alarm="replica_not_in_sync",
+    ),
+    # castor cut off: jusuf's API answers 503 (no writable database) until Patroni promotes
+    # jusuf's synchronous standby when castor's leader key expires (round 10 here).
+    Scenario(
+        "castor cut off: the name moves ahead of Patroni's promotion",
+        castor="++--------------",
+        jusuf="++55555555++++++",
+        promotes_at=10,
+        switchovers=0,
+        actions=1,
+        final_dns="jusuf",
+        final_leader="jusuf",
+        alarm="both_sites_down",
+    ),
+    Scenario(
+        "castor cut off, jusuf's member async: the name waits for the promotion",
+        castor="++--------------",
+        jusuf="++55555555++++++",
+        replica=Replica(role=MemberRole.REPLICA, lag=0),
+        promotes_at=10,
+        switchovers=0,
+        actions=1,
+        final_dns="jusuf",
+        final_leader="jusuf",
+        alarm="both_sites_down",
+    ),
+    Scenario(
+        "castor cut off and jusuf silent too: nothing moves before the promotion",
+        castor="++--------------",
+        jusuf="++--------++++++",
+        promotes_at=10,
+        switchovers=0,
+        actions=1,
+        final_dns="jusuf",
+        final_leader="jusuf",
+        alarm="both_sites_down",
+    ),
+    Scenario(
+        "castor back before any promotion: the name returns to the leader",
+        castor="++------++++",
+        jusuf="++555555++++",
+        switchovers=0,
+        actions=2,
+        final_dns="castor",
+        final_leader="castor",
+    ),
+    # The chaos suite's "flapping": 3 s cuts of castor (two failed probes 2 s apart), jusuf
+    # answering 503 meanwhile, must not change the name once.
+    Scenario(
+        "a flapping castor with jusuf answering 503 moves nothing",
+        castor="++--+--+--+--+--++",
+        jusuf="++55+55+55+55+55++",
+        switchovers=0,
         actions=0,
         final_dns="castor",
         final_leader="castor",
-        alarm="replica_not_in_sync",
+    ),
+    Scenario(
+        "a flapping castor with jusuf serving moves nothing",
+        castor="++--+--+--+--+--++",
+        jusuf="++++++++++++++++++",
+        switchovers=0,
+        actions=0,
+        final_dns="castor",
+        final_leader="castor",
     ),
 ]
 
 
 def run(scenario: Scenario, config: Config = CONFIG) -> tuple[list[Decision], FakeWorld]:
     clock = FakeClock()
-    world = FakeWorld(scenario.leader, scenario.dns, scenario.replica, scenario.promote_after)
+    world = FakeWorld(
+        scenario.leader,
+        scenario.dns,
+        scenario.replica,
+        scenario.promote_after,
+        scenario.promotes_at,
+    )
     memory = Memory.start(config)
     leases = scenario.lease or "H" * len(scenario.castor)
     decisions: list[Decision] = []
     for castor, jusuf, lease in zip(scenario.castor, scenario.jusuf, leases, strict=True):
         clock.advance(INTERVAL)
-        obs = world.observe(clock.now, castor == "+", jusuf == "+", lease_for(lease, clock.now))
+        obs = world.observe(clock.now, castor, jusuf, lease_for(lease, clock.now))
         memory = memory.observe(obs)
         clock.advance(READ_TIME)
         decision = decide(obs, memory, config, clock.now)
@@ -298,25 +388,59 @@ def test_scenario(scenario: Scenario) -> None:
     assert not is_action(decisions[-1])
 
 
-def test_switchover_comes_on_the_nth_consecutive_failure() -> None:
-    decisions, _ = run(SCENARIOS[1])
-    first = next(i for i, d in enumerate(decisions) if isinstance(d, Switchover))
+def scenario(name: str) -> Scenario:
+    return next(s for s in SCENARIOS if s.name == name)
+
+
+def test_the_name_moves_on_the_nth_consecutive_failure_then_the_leader() -> None:
+    decisions, _ = run(scenario("sustained leader-site failure"))
+    first = next(i for i, d in enumerate(decisions) if is_action(d))
     assert first == 2 + CONFIG.failures_to_down - 1  # two good rounds, then N failures
-    switch = decisions[first]
+    point = decisions[first]
+    assert isinstance(point, PointDns)
+    assert (point.site, point.address) == ("jusuf", JUSUF_IP)
+    assert "first" in point.reason
+    # The next round, the name at jusuf: Patroni is asked to move the leader there.
+    switch = decisions[first + 1]
     assert isinstance(switch, Switchover)
     assert (switch.from_site, switch.to_site) == ("castor", "jusuf")
     assert (switch.leader, switch.candidate) == (MEMBER["castor"], MEMBER["jusuf"])
     assert switch.reason == "leader_site_down"
     assert not switch.planned
-    # The next round waits for Patroni, the one after moves the name.
-    assert isinstance(decisions[first + 1], PointDns)
+    # The round after: the leader arrived where the name already is.
+    assert isinstance(decisions[first + 2], NoAction)
+    assert "converged" in decisions[first + 2].reason
 
 
 def test_failures_to_down_comes_from_the_config() -> None:
     config = make_config(failures_to_down=5)
-    decisions, _ = run(SCENARIOS[1], config)
-    first = next(i for i, d in enumerate(decisions) if isinstance(d, Switchover))
+    decisions, _ = run(scenario("sustained leader-site failure"), config)
+    first = next(i for i, d in enumerate(decisions) if is_action(d))
+    assert isinstance(decisions[first], PointDns)
     assert first == 2 + 5 - 1
+
+
+def test_a_cut_off_leader_site_has_the_name_moved_ahead_of_the_promotion() -> None:
+    cut = scenario("castor cut off: the name moves ahead of Patroni's promotion")
+    decisions, _ = run(cut)
+    (moved,) = [(i, d) for i, d in enumerate(decisions) if is_action(d)]
+    index, point = moved
+    assert isinstance(point, PointDns)
+    assert point.site == "jusuf"
+    assert "ahead of the promotion" in point.reason
+    assert index == 2 + CONFIG.failures_to_down - 1  # as soon as castor is down
+    assert cut.promotes_at is not None
+    assert index < cut.promotes_at
+    # Waiting for the promotion: the alarm stays, saying the name is already at jusuf.
+    waiting = decisions[index + 1]
+    assert isinstance(waiting, Alarm)
+    assert "already at jusuf" in waiting.reason
+    # Without a synchronous standby at jusuf the name only follows the promotion.
+    decisions, _ = run(
+        scenario("castor cut off, jusuf's member async: the name waits for the promotion")
+    )
+    (late,) = [i for i, d in enumerate(decisions) if is_action(d)]
+    assert late >= cut.promotes_at
 
 
 # --- single rounds -------------------------------------------------------------------------
@@ -422,7 +546,7 @@ def test_unreadable_dns_raises_the_alarm() -> None:
 def test_lease_lost_mid_way_stops_actions(lease: LeaseState, expected: type) -> None:
     # Everything else calls for a switchover; the lease ran out between observing and
     # deciding (expired), or was never confirmed.
-    obs = observation(T, castor=False, lease=lease)
+    obs = observation(T, castor=False, dns="jusuf", lease=lease)
     decision = one_round(obs, history(CASTOR_DOWN))
     assert isinstance(decision, expected)
     assert not is_action(decision)
@@ -493,6 +617,151 @@ def test_other_site_not_confirmed_healthy_blocks_the_switchover() -> None:
     assert decision.condition == "standby_site_unhealthy"
 
 
+# --- the leader's site down: the name first ----------------------------------------------
+
+
+def test_leader_site_down_and_other_serving_moves_the_name_then_switches_over() -> None:
+    memory = history(CASTOR_DOWN)
+    first = observation(T, castor=False)
+    point = one_round(first, memory)
+    assert isinstance(point, PointDns)
+    assert (point.site, point.address) == ("jusuf", JUSUF_IP)
+    assert point.expected_current == frozenset({CASTOR_IP})
+    assert "jusuf serves healthy" in point.reason
+    # The next round sees the name at jusuf: now Patroni is asked, with the usual checks.
+    memory = memory.observe(first)
+    switch = one_round(observation(T + INTERVAL, castor=False, dns="jusuf"), memory)
+    assert isinstance(switch, Switchover)
+    assert (switch.from_site, switch.to_site, switch.candidate) == (
+        "castor",
+        "jusuf",
+        MEMBER["jusuf"],
+    )
+    assert switch.reason == "leader_site_down"
+    assert not switch.planned
+
+
+def test_an_unreadable_record_does_not_hold_the_switchover_up() -> None:
+    decision = one_round(observation(T, castor=False, dns=None), history(CASTOR_DOWN))
+    assert isinstance(decision, Switchover)
+
+
+def test_a_record_with_both_addresses_is_replaced_by_the_serving_site() -> None:
+    obs = observation(T, castor=False)
+    both = DnsRecord("nmpi.lab.example.", frozenset({CASTOR_IP, JUSUF_IP}))
+    obs = Observation(obs.taken_at, obs.probes, obs.cluster, both, obs.lease)
+    decision = one_round(obs, history(CASTOR_DOWN))
+    assert isinstance(decision, PointDns)
+    assert decision.site == "jusuf"
+    assert decision.expected_current == frozenset({CASTOR_IP, JUSUF_IP})
+
+
+@pytest.mark.parametrize(
+    "jusuf_before",
+    [
+        pytest.param("++--", id="jusuf-down-too"),  # 503s since castor's cut: DOWN as well
+        pytest.param("++++", id="jusuf-suspect"),  # its first 503
+    ],
+)
+def test_other_site_answering_503_with_the_sync_standby_gets_the_name_ahead(
+    jusuf_before: str,
+) -> None:
+    memory = history(CASTOR_DOWN, jusuf=jusuf_before)
+    first = observation(T, castor=False, jusuf=False, jusuf_status=503)
+    point = one_round(first, memory)
+    assert isinstance(point, PointDns)
+    assert (point.site, point.address) == ("jusuf", JUSUF_IP)
+    assert point.expected_current == frozenset({CASTOR_IP})
+    assert "ahead of the promotion" in point.reason
+    assert "Patroni promotes the synchronous standby when the leader key expires" in point.reason
+    # With the name at jusuf nothing more is done: Patroni promotes by itself (no Switchover:
+    # the leader is unreachable); the alarm stays until it has.
+    memory = memory.observe(first)
+    later = observation(T + INTERVAL, castor=False, jusuf=False, jusuf_status=503, dns="jusuf")
+    decision = one_round(later, memory)
+    assert isinstance(decision, Alarm)
+    assert "already at jusuf" in decision.reason
+
+
+def test_a_sync_standby_that_stopped_streaming_still_gets_the_name_ahead() -> None:
+    # Patroni 3+: the standby of a cut-off leader shows "running" once its WAL receiver
+    # gave up (wal_receiver_timeout), often before castor counts as down.
+    obs = observation(
+        T, castor=False, jusuf=False, jusuf_status=503, replica=Replica(state="running")
+    )
+    assert isinstance(one_round(obs, history(CASTOR_DOWN, jusuf="++--")), PointDns)
+
+
+@pytest.mark.parametrize(
+    ("replica", "status", "why"),
+    [
+        pytest.param(
+            Replica(role=MemberRole.REPLICA, lag=0), 503, "not the synchronous standby", id="async"
+        ),
+        pytest.param(
+            Replica(role=MemberRole.QUORUM_STANDBY, lag=0),
+            503,
+            "not the synchronous standby",
+            id="quorum",
+        ),
+        pytest.param(Replica(timeline=6), 503, "on timeline 6", id="other-timeline"),
+        pytest.param(Replica(state="starting"), 503, "starting", id="starting"),
+        pytest.param(IN_SYNC, None, "does not answer", id="no-http-answer"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("jusuf_before", "condition"),
+    [
+        pytest.param("++--", "both_sites_down", id="jusuf-down"),
+        pytest.param("++++", "standby_site_unhealthy", id="jusuf-suspect"),
+    ],
+)
+def test_other_site_not_serving_keeps_the_alarm_unless_it_is_the_sync_standby(
+    replica: Replica, status: int | None, why: str, jusuf_before: str, condition: str
+) -> None:
+    obs = observation(T, castor=False, jusuf=False, jusuf_status=status, replica=replica)
+    decision = one_round(obs, history(CASTOR_DOWN, jusuf=jusuf_before))
+    assert isinstance(decision, Alarm), decision
+    assert decision.condition == condition
+    assert why in decision.reason
+
+
+def test_no_move_ahead_without_a_readable_record() -> None:
+    obs = observation(T, castor=False, jusuf=False, jusuf_status=503, dns=None)
+    decision = one_round(obs, history(CASTOR_DOWN, jusuf="++--"))
+    assert isinstance(decision, Alarm)
+    assert "unreadable" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("jusuf", "status"),
+    [pytest.param(True, None, id="jusuf-serves"), pytest.param(False, 503, id="jusuf-503")],
+)
+def test_two_failed_probes_move_nothing(jusuf: bool, status: int | None) -> None:
+    memory = history("++-", jusuf="++-" if not jusuf else "")  # this round: castor's 2nd
+    obs = observation(T, castor=False, jusuf=jusuf, jusuf_status=status)
+    decision = one_round(obs, memory)
+    assert isinstance(decision, NoAction)
+    assert "2/3 failed probes" in decision.reason
+
+
+def test_leader_site_back_with_the_leader_gets_the_name_back() -> None:
+    # The name went to jusuf ahead of a promotion that did not happen: castor serves again.
+    memory = history(CASTOR_DOWN + "-", jusuf="++555")
+    decision = one_round(observation(T, dns="jusuf"), memory)
+    assert isinstance(decision, PointDns)
+    assert (decision.site, decision.address) == ("castor", CASTOR_IP)
+    assert decision.expected_current == frozenset({JUSUF_IP})
+
+
+def test_the_database_never_fails_back_by_itself() -> None:
+    # After a failover castor serves again: the name stays with the leader at jusuf.
+    memory = history(CASTOR_DOWN + "--")
+    decision = one_round(observation(T, leader="jusuf", dns="jusuf"), memory)
+    assert isinstance(decision, NoAction)
+    assert "converged" in decision.reason
+
+
 @pytest.mark.parametrize(
     ("replica", "switches"),
     [
@@ -501,14 +770,38 @@ def test_other_site_not_confirmed_healthy_blocks_the_switchover() -> None:
         pytest.param(Replica(role=MemberRole.REPLICA, lag=None), False, id="lag-unknown"),
         pytest.param(Replica(role=MemberRole.SYNC_STANDBY, lag=10**9), True, id="sync-standby"),
         pytest.param(Replica(role=MemberRole.QUORUM_STANDBY, lag=10**9), False, id="quorum-lag"),
-        pytest.param(Replica(state="running"), True, id="pre-patroni-3-running"),
+        # Patroni 3+: "running" is a replica that does not stream. A synchronous standby
+        # still holds every acknowledged commit (Patroni drops it from /sync first); one
+        # judged by lag does not, whatever its last lag said.
+        pytest.param(Replica(state="running"), True, id="sync-standby-running"),
+        pytest.param(
+            Replica(role=MemberRole.REPLICA, state="running", lag=0), False, id="replica-running"
+        ),
+        pytest.param(
+            Replica(role=MemberRole.QUORUM_STANDBY, state="running", lag=0),
+            False,
+            id="quorum-running",
+        ),
         pytest.param(Replica(state="starting"), False, id="starting"),
+        pytest.param(Replica(state="in archive recovery"), False, id="archive-recovery"),
     ],
 )
 def test_in_sync_rule(replica: Replica, switches: bool) -> None:
-    obs = observation(T, castor=False, replica=replica)
+    obs = observation(T, castor=False, replica=replica, dns="jusuf")  # the name moved first
     decision = one_round(obs, history(CASTOR_DOWN))
     assert isinstance(decision, Switchover if switches else Alarm), decision
+    if not switches:
+        assert isinstance(decision, Alarm)
+        assert decision.condition == "replica_not_in_sync"
+
+
+def test_a_running_replica_is_refused_for_not_streaming() -> None:
+    obs = observation(
+        T, castor=False, replica=Replica(role=MemberRole.REPLICA, state="running"), dns="jusuf"
+    )
+    decision = one_round(obs, history(CASTOR_DOWN))
+    assert isinstance(decision, Alarm)
+    assert "not streaming" in decision.reason
 
 
 def test_pending_switchover_is_not_asked_again_while_patroni_works() -> None:
@@ -521,7 +814,7 @@ def test_pending_switchover_is_not_asked_again_while_patroni_works() -> None:
 def test_pending_switchover_is_asked_again_after_the_timeout() -> None:
     old = T - CONFIG.switchover_timeout - 1
     memory = Memory(history(CASTOR_DOWN).health, PendingSwitchover("jusuf", old))
-    decision = one_round(observation(T, castor=False), memory)
+    decision = one_round(observation(T, castor=False, dns="jusuf"), memory)
     assert isinstance(decision, Switchover)
     assert "again" in decision.detail
 
@@ -567,22 +860,37 @@ def test_failed_web_vm_gets_its_floating_ip_moved_before_any_switchover() -> Non
 
 def test_floating_ip_is_not_moved_when_the_attached_vm_answers_directly() -> None:
     obs = observation(T, castor=False, floating_ips=fips("castor-web-1", True, True))
+    assert isinstance(one_round(obs, history(CASTOR_DOWN)), PointDns)  # the name moves
+    obs = observation(T, castor=False, dns="jusuf", floating_ips=fips("castor-web-1", True, True))
     assert isinstance(one_round(obs, history(CASTOR_DOWN)), Switchover)
 
 
 def test_floating_ip_is_not_moved_without_a_healthy_standby_vm() -> None:
     obs = observation(T, castor=False, floating_ips=fips("castor-web-1", False, False))
+    assert isinstance(one_round(obs, history(CASTOR_DOWN)), PointDns)
+    obs = observation(T, castor=False, dns="jusuf", floating_ips=fips("castor-web-1", False, False))
     assert isinstance(one_round(obs, history(CASTOR_DOWN)), Switchover)
 
 
 def test_unreachable_site_api_falls_back_to_the_switchover() -> None:
     # No floating IP state: castor's Neutron did not answer; the switch must not need it.
-    obs = observation(T, castor=False)
+    obs = observation(T, castor=False, dns="jusuf")
     assert isinstance(one_round(obs, history(CASTOR_DOWN)), Switchover)
 
 
+def test_a_standby_web_vm_comes_before_the_ahead_of_promotion_move() -> None:
+    obs = observation(
+        T,
+        castor=False,
+        jusuf=False,
+        jusuf_status=503,
+        floating_ips=fips("castor-web-1", False, True),
+    )
+    assert isinstance(one_round(obs, history(CASTOR_DOWN, jusuf="++--")), MoveFloatingIp)
+
+
 def test_floating_ip_is_moved_once_per_down_spell() -> None:
-    obs = observation(T, castor=False, floating_ips=fips("castor-web-2", False, True))
+    obs = observation(T, castor=False, dns="jusuf", floating_ips=fips("castor-web-2", False, True))
     move = MoveFloatingIp("castor", CASTOR_IP, "castor-web-1", "castor-web-2", "")
     memory = history(CASTOR_DOWN).acted(move, T - 1)
     assert isinstance(one_round(obs, memory), Switchover)
@@ -671,4 +979,7 @@ def test_decisions_serialise_for_the_journal() -> None:
 
 def test_site_probe_defaults() -> None:
     assert SiteProbe(ok=True).latency is None
+    assert SiteProbe(ok=False, error="timeout").status_code is None
+    assert not SiteProbe(ok=False, error="timeout").answered
+    assert SiteProbe(ok=False, error="HTTP 503", status_code=503).answered
     assert cluster("castor").leader_name == "castor-db-1"

@@ -52,6 +52,7 @@ def test_a_good_certificate_and_200_is_up(https: HttpsSite, loopback_ca: Loopbac
     result = probe(site(https.url, loopback_ca.ca_file))
     assert result.ok, result.error
     assert result.error is None
+    assert result.status_code == 200
     assert result.latency is not None
     assert 0 < result.latency < 1
     # The public name, not the IP in the URL, is what the server is asked for.
@@ -63,6 +64,7 @@ def test_a_certificate_from_another_ca_fails(https: HttpsSite, tmp_path: Path) -
     result = probe(site(https.url, other.ca_file))
     assert not result.ok
     assert result.error.startswith("TLS certificate not trusted")
+    assert result.status_code is None  # no answer: the web tier's own, at least
     assert https.requests == []  # no request was sent over the untrusted connection
 
 
@@ -81,6 +83,7 @@ def test_a_slow_answer_is_a_timeout(https: HttpsSite, loopback_ca: LoopbackCa) -
     assert not result.ok
     assert result.error == "timeout after 0.3 s"
     assert result.latency is None
+    assert result.status_code is None
 
 
 def test_503_fails_with_the_status(https: HttpsSite, loopback_ca: LoopbackCa) -> None:  # noqa: F811
@@ -89,6 +92,8 @@ def test_503_fails_with_the_status(https: HttpsSite, loopback_ca: LoopbackCa) ->
     assert not result.ok
     assert result.error == "HTTP 503 Service Unavailable"
     assert result.latency is not None  # there was an answer
+    assert result.status_code == 503  # the web tier is there, its database is not writable
+    assert result.answered
 
 
 def test_any_status_but_200_fails(https: HttpsSite, loopback_ca: LoopbackCa) -> None:  # noqa: F811
@@ -100,6 +105,8 @@ def test_a_refused_connection_fails(loopback_ca: LoopbackCa) -> None:  # noqa: F
     result = probe(site(f"https://127.0.0.1:{free_port()}/readyz", loopback_ca.ca_file))
     assert not result.ok
     assert result.error.startswith("connect")
+    assert result.status_code is None
+    assert not result.answered
 
 
 def test_a_web_vm_url_overrides_the_site_url(https: HttpsSite, loopback_ca: LoopbackCa) -> None:  # noqa: F811

@@ -24,8 +24,10 @@ DESCRIPTION = """\
 Keeps the platform's public name on the site (Castor or JUSUF) that holds the PostgreSQL
 leader and serves healthy. Each round it probes both sites' HTTPS /readyz through their
 floating IPs, reads the Patroni cluster state and the public DNS record, and converges:
-when the leader's site is down and the other site is healthy and in sync, it asks Patroni
-to switch over and then moves the name. Only the instance holding the etcd lease acts.
+when the leader's site is down and the other site is healthy, it moves the name there and
+then, if that site is in sync, asks Patroni to switch over; when the other site answers but
+waits for its database and holds the synchronous standby, it moves the name ahead of
+Patroni's own promotion. Only the instance holding the etcd lease acts.
 It never fails back by itself: failback is a command.
 """
 

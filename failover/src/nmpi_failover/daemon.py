@@ -3,8 +3,9 @@
 One round: refresh the lease and read everything else concurrently under one deadline
 (shorter than the interval, so an observation is never stale when decided on), fold it
 into `Memory`, `decide`, then carry out the decision unless this is a dry run. Actions
-are level-triggered: after a switchover, a later round sees the new leader and moves the
-name; nothing is remembered as "still to do".
+are level-triggered: once the name moved off a down leader site, a later round sees it there
+and asks Patroni to switch over; after a switchover, a later round sees the new leader where
+the name is (or moves it); nothing is remembered as "still to do".
 
 While an action runs (a Patroni switchover can take tens of seconds) the lease is kept
 alive beside it; if it is lost, the action is cancelled, because a successor may already

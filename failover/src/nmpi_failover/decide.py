@@ -2,10 +2,36 @@
 
 Level-triggered, like Patroni's own loop: observe -> decide -> act, every round, from scratch.
 Patroni's cluster state is the one source of truth for where the database leader is; this
-module only converges the public name onto that site, asks Patroni to move the leader when
-its site stops serving, and otherwise raises alarms. Each round yields a single decision;
-whatever is left (e.g. moving the name after a switchover) is done in a later round from a
-fresh observation, never from remembered state.
+module converges the public name onto that site, moves the name to the other site first when
+the leader's site stops serving, asks Patroni to move the leader when that helps, and
+otherwise raises alarms. Each round yields a single decision; whatever is left (e.g. the
+switchover after the name moved) is done in a later round from a fresh observation, never
+from remembered state.
+
+When the leader's site is down (failures_to_down failed probes in a row):
+
+1. a standby web VM inside that site takes its floating IP first, if one answers;
+2. the other site serves (/readyz 200: its API writes through the leader, wherever that
+   is): the name moves there at once, and once it is there, Patroni is asked to move the
+   leader too if that site's member is in sync (an unplanned Switchover);
+3. the other site answers but does not serve (e.g. 503: its API reaches no writable
+   database, the leader being cut off) and its member is the synchronous standby, in sync:
+   the name moves there ahead of the promotion, since Patroni promotes the synchronous
+   standby by itself once the lost leader's key expires (ttl, 20 s at least). Users' resolvers
+   then follow during the key's expiry instead of after it: they wait expiry + promotion
+   instead of expiry + promotion + detection + their TTL. Nothing is asked of Patroni;
+4. otherwise an alarm, no change.
+
+Why moving the name early is safe: the name only chooses which site's web tier users
+reach; the API at either site writes to the Patroni leader, wherever it is (libpq
+target_session_attrs=read-write), so a move never changes where writes go nor risks two
+writers. A premature or wrong move (Patroni does not promote after all: paused, a nofailover
+tag, the old leader back in time) costs at most the users' TTL: the leader's site serving
+again moves the name back onto it (the leader's site wins whenever it serves), and the other
+site answered users with an error, no worse than the silent site. A short blip moves nothing:
+the site must fail failures_to_down probes in a row (3 probes 2 s apart, 1.5 s timeout), so a
+3 s flap of a site or of the link to it never reaches "down". The database itself never fails
+back by itself.
 
 What crosses rounds lives in `Memory`: the per-site failure counts, and which requests are
 in flight, so a slow Patroni promotion is not asked for again every round.
@@ -18,7 +44,16 @@ from typing import Literal
 
 from .config import Config
 from .health import HealthBook, SiteStatus
-from .model import FOLLOWING_STATES, ClusterState, LeaseStatus, Member, MemberRole, Observation
+from .model import (
+    FOLLOWING_STATES,
+    STREAMING,
+    ClusterState,
+    DnsRecord,
+    LeaseStatus,
+    Member,
+    MemberRole,
+    Observation,
+)
 
 # Low-cardinality labels: they become Prometheus label values.
 SwitchReason = Literal["leader_site_down", "planned", "failback"]
@@ -169,7 +204,21 @@ def _sync_problem(member: Member, leader: Member, config: Config) -> str | None:
     if None not in (member.timeline, leader.timeline) and member.timeline != leader.timeline:
         return f"on timeline {member.timeline}, the leader on {leader.timeline}"
     if member.role is MemberRole.SYNC_STANDBY:
-        return None  # synchronous: holds every acknowledged commit
+        # Holds every acknowledged commit, streaming or not: Patroni removes a standby from
+        # its /sync key before from synchronous_standby_names, so a member the DCS shows as
+        # sync_standby confirmed every commit the leader acknowledged. It may show "running"
+        # (since Patroni 3: not streaming): a standby whose leader was cut off stops streaming
+        # after wal_receiver_timeout, and that is exactly when it must stay a candidate; Patroni
+        # itself promotes it then.
+        return None
+    # Judged by lag, which only tells about a replica that keeps receiving: since Patroni 3 a
+    # "running" replica does not stream (reconnecting, restoring from an archive, refused for
+    # a forked timeline, whose lag /cluster then shows as 0 when it is ahead), so it falls
+    # further behind than its last lag says, or is no copy of the leader at all. Patroni before
+    # 3 reported "running" for every replica: there a human decides (the alarm), which is the
+    # safe side.
+    if member.state != STREAMING:
+        return f"state is {member.state!r}, not streaming (judged by lag, it must stream)"
     if member.lag_bytes is None:
         return "replication lag unknown"
     if member.lag_bytes > config.max_replica_lag_bytes:
@@ -258,6 +307,57 @@ def _fip_repair(
     return None
 
 
+def _point_at(site: str, dns: DnsRecord, config: Config, reason: str) -> PointDns | None:
+    """The name to `site`, unless it already points there alone (then None)."""
+    address = config.site(site).address
+    if dns.addresses == frozenset({address}):
+        return None
+    return PointDns(site=site, address=address, expected_current=dns.addresses, reason=reason)
+
+
+def _ahead_of_promotion(
+    here: str,
+    there: str,
+    observation: Observation,
+    cluster: ClusterState,
+    config: Config,
+    failures: int,
+) -> PointDns | str:
+    """The name to `there` ahead of Patroni's own promotion, or why not.
+
+    Only when `there` answers at all (its web tier is up, waiting for a writable database)
+    and its member is the synchronous standby, in sync: the member Patroni promotes by itself
+    once the leader's key expires (with synchronous mode active only the members of the /sync
+    key race for it, patroni/ha.py is_healthiest_node; an async replica may not be promoted,
+    and quorum commit is not what these sites run). Its WAL receiver may have given up
+    already ("running"): `_sync_problem` accepts that for a synchronous standby."""
+    probe = observation.probes[there]
+    if probe.status_code is None:
+        return f"{there} does not answer ({probe.error or 'no HTTP response'})"
+    candidate = in_sync_candidate(cluster, there, config)
+    if isinstance(candidate, str):
+        return f"{there} is not in sync ({candidate})"
+    if candidate.role is not MemberRole.SYNC_STANDBY:
+        return (
+            f"{candidate.name} at {there} is a {candidate.role}, not the synchronous standby "
+            "Patroni would promote"
+        )
+    if observation.dns is None:
+        return "the public DNS record is unreadable"
+    point = _point_at(
+        there,
+        observation.dns,
+        config,
+        f"leader site {here} is down ({failures} failed probes in a row); {there} answers "
+        f"(HTTP {probe.status_code}) and {candidate.name} is its synchronous standby, in sync. "
+        "The name moves ahead of the promotion: Patroni promotes the synchronous standby "
+        "when the leader key expires",
+    )
+    if point is None:
+        return f"the name is already at {there}, ahead of Patroni's promotion of {candidate.name}"
+    return point
+
+
 # --- the controller's decision -------------------------------------------------------------
 
 
@@ -324,16 +424,41 @@ def decide(observation: Observation, memory: Memory, config: Config, now: float)
             f"failed probes); waiting"
         )
 
+    # The leader's site is down. A standby web VM inside it comes first: it keeps everything
+    # where it is.
     repair = _fip_repair(here, observation, memory, config)
     if repair is not None:
         return repair
-    if there_status is SiteStatus.DOWN:
-        return Alarm("both_sites_down", f"both {here} and {there} are down; no change")
+    failures = health.failures(here)
     if there_status is not SiteStatus.UP:
+        ahead = _ahead_of_promotion(here, there, observation, cluster, config, failures)
+        if isinstance(ahead, PointDns):
+            return ahead
+        if there_status is SiteStatus.DOWN:
+            return Alarm(
+                "both_sites_down", f"both {here} and {there} are down ({ahead}); no change"
+            )
         return Alarm(
             "standby_site_unhealthy",
-            f"leader site {here} is down and {there} is {there_status}; no change",
+            f"leader site {here} is down and {there} is {there_status} ({ahead}); no change",
         )
+    # `there` serves: the name moves there first, so users are served at once, whatever
+    # Patroni does next. The switchover (if its member is in sync) follows in a later round,
+    # once the name is there. An unreadable record does not hold the switchover up.
+    point = (
+        None
+        if observation.dns is None
+        else _point_at(
+            there,
+            observation.dns,
+            config,
+            f"leader site {here} is down ({failures} failed probes in a row) and {there} "
+            f"serves healthy: the name moves to {there} first; its API writes through the "
+            f"leader {leader.name} wherever it is",
+        )
+    )
+    if point is not None:
+        return point
     candidate = in_sync_candidate(cluster, there, config)
     if isinstance(candidate, str):
         return Alarm(
@@ -347,7 +472,7 @@ def decide(observation: Observation, memory: Memory, config: Config, now: float)
         leader=leader.name,
         candidate=candidate.name,
         reason="leader_site_down",
-        detail=f"leader site {here} failed {health.failures(here)} probes in a row; "
+        detail=f"leader site {here} failed {failures} probes in a row; "
         f"{there} serves healthy and {candidate.name} is in sync{retry}",
         planned=False,
     )

@@ -3,7 +3,9 @@
 A site is DOWN only after `failures_to_down` consecutive failed probes and a single success
 makes it UP again, so a blip shorter than the threshold never moves anything. Until a site
 has been probed it is UNKNOWN; UNKNOWN and SUSPECT sites are neither switch targets nor
-reasons to leave.
+reasons to leave. The book counts only ok or not; what the latest probe saw (an HTTP 503
+from a web tier waiting for its database, or no answer at all) is in the round's
+`Observation.probes`, which `decide` reads beside the book.
 The book is immutable; each round yields a new one, which keeps `decide` a pure function.
 """
 

@@ -13,11 +13,22 @@ from enum import StrEnum
 
 @dataclass(frozen=True)
 class SiteProbe:
-    """One HTTPS /readyz probe of a site (or of one web VM) from the failover host."""
+    """One HTTPS /readyz probe of a site (or of one web VM) from the failover host.
+
+    `ok` only on HTTP 200. `status_code` tells a web tier that answered (e.g. 503: its API
+    reaches no writable database yet) from one that did not answer at all (None: connect
+    error, timeout, TLS failure), which `decide` needs to move the name ahead of a Patroni
+    promotion."""
 
     ok: bool
     latency: float | None = None  # seconds until the response; None when there was none
     error: str | None = None  # why it failed: timeout, TLS, HTTP status, ...
+    status_code: int | None = None  # the HTTP status when a response came back, else None
+
+    @property
+    def answered(self) -> bool:
+        """Whether the web tier sent an HTTP response at all (whatever its status)."""
+        return self.status_code is not None
 
 
 class MemberRole(StrEnum):
@@ -27,9 +38,13 @@ class MemberRole(StrEnum):
     REPLICA = "replica"
 
 
-# Patroni member states in which a replica follows the leader ("streaming" since Patroni 3,
-# "running" before).
-FOLLOWING_STATES = frozenset({"streaming", "running"})
+# Patroni member states of a replica that still follows the leader's timeline. "streaming"
+# (Patroni 3 and later): its WAL receiver is connected. "running": before Patroni 3 every
+# replica; since Patroni 3 a replica whose WAL receiver is not connected, e.g. the synchronous
+# standby of a leader that was just cut off (wal_receiver_timeout, then its next loop). Which
+# of them may be promoted is `decide._sync_problem`'s call.
+STREAMING = "streaming"
+FOLLOWING_STATES = frozenset({STREAMING, "running"})
 
 
 @dataclass(frozen=True)

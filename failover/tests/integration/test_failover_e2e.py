@@ -501,16 +501,31 @@ def test_losing_castor_moves_the_name_to_jusuf_without_losing_acknowledged_write
         serving.start()
         try:
             moved = bind.wait_for(jusuf, timeout=bound + 30)
+            # The name moves ahead of Patroni's promotion when jusuf's API answers (503) within
+            # the probe timeout and its member is the synchronous standby, else once jusuf
+            # leads and serves: either way, wait for both before judging.
+            leads = daemon.wait_state(
+                "leader", lambda v: v == "jusuf-db-1 at jusuf", bound + 30, killed
+            )
+            poll(
+                "jusuf's /readyz to answer 200",
+                lambda: True if lab.web_ready("jusuf", timeout=PROBE_TIMEOUT) == 200 else None,
+                JOB_QUEUE_RECOVERY + SLACK,
+            )
         finally:
             serving.stop()
         record_timing("castor isolated -> BIND answers jusuf", moved - killed)
 
         down = daemon.wait_state("site.castor", lambda v: v == "down", 5, killed)
-        leads = daemon.wait_state("leader", lambda v: v == "jusuf-db-1 at jusuf", 5, killed)
         leads_at = float(leads["ts"])
         (action,) = daemon.actions("point_dns", killed)
+        ahead = "ahead of the promotion" in str(action.get("reason"))
+        print(f"the name moved {'ahead of' if ahead else 'after'} Patroni's promotion")
+        if ahead:
+            record_timing("BIND answers jusuf -> daemon: leader at jusuf", leads_at - moved)
+            assert moved < leads_at + NAME_FOLLOWS
         ready_since = serving.ready_since
-        assert ready_since is not None, "jusuf's /readyz did not answer 200 as the name moved"
+        assert ready_since is not None, "jusuf's /readyz did not answer 200 steadily"
         record_timing("castor isolated -> daemon: castor down", float(down["ts"]) - killed)
         record_timing("castor isolated -> daemon: leader at jusuf", leads_at - killed)
         record_timing("castor isolated -> jusuf /readyz 200 steadily", ready_since - killed)
@@ -590,8 +605,9 @@ def test_web_tier_failing_at_the_leaders_site_makes_the_daemon_switch_over(
     record_timing: Timing,
 ) -> None:
     """The leader's database is fine but its site no longer serves: the other site serves
-    (its API reaches the leader over the wan) and is in sync, so the daemon asks Patroni to
-    move the leader there (unplanned: POST /failover), then moves the name."""
+    (its API reaches the leader over the wan), so the daemon moves the name there first, then,
+    that site being in sync, asks Patroni to move the leader there (unplanned: POST
+    /failover)."""
     here = wait_until("a Patroni leader", lab.leader_site, timeout=90)
     there = "castor" if here == "jusuf" else "jusuf"
     lab.wait_for_sync_standby(there, timeout=120)
@@ -600,8 +616,10 @@ def test_web_tier_failing_at_the_leaders_site_makes_the_daemon_switch_over(
     wait_converged(daemon, lab, here)
     patroni = lab.patroni_config()
     promotion = float(patroni["ttl"]) + 2 * float(patroni["loop_wait"])
-    # failures_to_down x interval + the switchover (Patroni's promotion at most) + a round
-    # for the name + slack; the APIs recover at once: a demotion closes their connections.
+    # The name: failures_to_down x interval + a round's reads + slack. The leader: a round
+    # later + the switchover (Patroni's promotion at most) + slack; the APIs recover at once:
+    # a demotion closes their connections.
+    name_bound = FAILURES_TO_DOWN * INTERVAL + PROBE_TIMEOUT + SLACK
     bound = FAILURES_TO_DOWN * INTERVAL + promotion + INTERVAL + SLACK
     rows = Writer(lab.dsn(), table)
     rows.start()
@@ -612,17 +630,25 @@ def test_web_tier_failing_at_the_leaders_site_makes_the_daemon_switch_over(
         lab.client.api.pause(web)  # hangs: TLS handshakes and requests never answered
         moved = bind.wait_for(lab.web[there].address, timeout=bound + 30)
         record_timing(f"{here} web tier paused -> BIND answers {there}", moved - failed)
+        # The name first; the switchover follows in a later round, once the name is there.
+        leads = daemon.wait_state(
+            "leader", lambda v: v.endswith(f" at {there}"), bound + 30, failed
+        )
         (switch,) = daemon.actions("switchover", failed)
         done = daemon.events("action_done", float(switch["ts"]))[0]
         (point,) = daemon.actions("point_dns", failed)
+        record_timing(f"{here} web tier paused -> PointDns decision", point["ts"] - failed)
         record_timing(f"{here} web tier paused -> Switchover decision", switch["ts"] - failed)
         record_timing("Switchover requested -> leader arrived", done["ts"] - switch["ts"])
         record_timing("PointDns decision -> BIND answers", moved - float(point["ts"]))
+        assert float(point["ts"]) < float(switch["ts"])
+        assert point["site"] == there
         assert (switch["from_site"], switch["to_site"]) == (here, there)
         assert (switch["reason"], switch["planned"]) == ("leader_site_down", False)
         assert done["kind"] == "switchover"
+        assert float(leads["ts"]) - failed <= bound
         assert lab.leader_site() == there
-        assert moved - failed <= bound
+        assert moved - failed <= name_bound
         rows.wait_for_commits(20, timeout=60)
     finally:
         lab.client.api.unpause(web)

@@ -3,7 +3,10 @@
 The probe takes the path a user takes: TLS verified against the site's CA with the public
 server name as SNI and Host, even when the URL holds an IP address. Anything but a 200
 within `timeout` (the whole exchange, not per socket operation) is a failed probe, and
-the failure says why, because the journal and `status` show it to an operator.
+the failure says why, because the journal and `status` show it to an operator. A probe
+carries the HTTP status whenever a response came back (`SiteProbe.status_code`; None on a
+connect error, timeout or TLS failure): a 503 means the web tier is there and waits for a
+writable database, which `decide` treats differently from silence.
 """
 
 from __future__ import annotations
@@ -71,9 +74,12 @@ class HttpsProber:
         if response.status_code != 200:
             reason = response.reason_phrase or ""
             return SiteProbe(
-                ok=False, latency=latency, error=f"HTTP {response.status_code} {reason}".strip()
+                ok=False,
+                latency=latency,
+                error=f"HTTP {response.status_code} {reason}".strip(),
+                status_code=response.status_code,
             )
-        return SiteProbe(ok=True, latency=latency)
+        return SiteProbe(ok=True, latency=latency, status_code=response.status_code)
 
 
 def _describe(exc: httpx.HTTPError) -> str:
