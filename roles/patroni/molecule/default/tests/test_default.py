@@ -75,7 +75,7 @@ def test_dynamic_configuration_in_etcd(db: Any) -> None:
     assert config["synchronous_mode"] is True
     assert config["synchronous_mode_strict"] is False
     assert config["postgresql"]["use_pg_rewind"] is True
-    assert (config["ttl"], config["loop_wait"], config["retry_timeout"]) == (30, 10, 10)
+    assert (config["ttl"], config["loop_wait"], config["retry_timeout"]) == (20, 4, 8)
     assert config["postgresql"]["parameters"]["ssl"] == "on"
 
 
