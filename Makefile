@@ -16,7 +16,7 @@ export OS_CLIENT_CONFIG_FILE ?= $(CURDIR)/.cache/devstack/clouds.yaml
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup images lint test test-fast test-lab molecule bench bench-lab bench-deploy lab lab-info lab-down devstack devstack-status devstack-down devstack-clean clean
+.PHONY: help setup images lint test test-fast test-lab chaos bench-failover molecule bench bench-lab bench-deploy lab lab-info lab-down devstack devstack-status devstack-down devstack-clean clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,6 +69,12 @@ lab-down: setup ## Remove what site.yml created on the lab (playbooks/destroy.ym
 
 test-lab: images ## Acceptance of site.yml on the lab: deploys (or converges), checks, re-runs, --check
 	pytest tests/lab $(PYTEST_ARGS)
+
+chaos: setup ## Fault scenarios on the deployed lab (make lab first), with users at work: a table of what they saw [SCENARIO=name]
+	pytest tests/chaos $(if $(SCENARIO),-k "$(SCENARIO)") $(PYTEST_ARGS)
+
+bench-failover: setup ## Leader-site loss 10 times on the deployed lab: outage distribution and where the time goes [BENCH_ARGS=--runs N]
+	python -m tests.chaos.bench_failover $(BENCH_ARGS)
 
 bench-deploy: images ## Deploy figures on the lab: site.yml cold, end to end (lab stopped), re-run (destroys the lab's platform)
 	python tests/lab/bench_deploy.py $(BENCH_ARGS)

@@ -46,7 +46,8 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that uses the local OpenStack must carry the mark "lab": scripts/run-tests
     (make test) runs them in one pytest process of their own (the process that started the lab
-    stops it at its end, and two site.yml runs must never overlap), the rest in another."""
+    stops it at its end, and two site.yml runs must never overlap), the rest in another.
+    The chaos suite comes after every other test."""
     missing = [
         item.nodeid
         for item in items
@@ -58,3 +59,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "tests using the openstack_lab fixture without pytest.mark.lab: "
             + ", ".join(missing[:5])
         )
+    # The chaos suite runs last, on the deployment tests/lab made (and checked): deploy once.
+    items.sort(key=lambda item: item.nodeid.startswith("tests/chaos/"))

@@ -152,13 +152,31 @@ class Deployment:
         path.write_text(token + "\n")
         return token
 
+    def provider_key(self, provider: str = "chaos-poller", platform: str = "SpiNNaker") -> str:
+        """An API key of a hardware provider serving `platform` (what a site's poller uses),
+        made once and kept in the lab's generated folder (git-ignored)."""
+        path = GENERATED / f"provider-key-{provider}"
+        if path.is_file() and self._valid(path.read_text().strip(), "x-api-key"):
+            return path.read_text().strip()
+        web = self.host("castor", "web")
+        cli = "sudo docker exec nmpi-job-queue-1 nmpi-job-queue"
+        key = self.ssh(web, f"{cli} provider-key create {provider} --platform {platform}")
+        key = key.strip().splitlines()[-1]
+        path.touch(mode=0o600)
+        path.write_text(key + "\n")
+        return key
+
     def _token_valid(self, token: str) -> bool:
-        """Whether the platform knows the token (a redeployed lab has a new database)."""
-        if not token:
+        return self._valid(token, "Authorization")
+
+    def _valid(self, secret: str, header: str) -> bool:
+        """Whether the platform knows the token or key (a redeployed lab has a new database)."""
+        if not secret:
             return False
+        value = f"Bearer {secret}" if header == "Authorization" else secret
+        path = "/userinfo" if header == "Authorization" else "/jobs/?size=1"
         request = urllib.request.Request(
-            f"https://{self.host('castor', 'web').public_ip}/userinfo",
-            headers={"Authorization": f"Bearer {token}"},
+            f"https://{self.resolve()[0]}{path}", headers={header: value}
         )
         opener = urllib.request.build_opener(
             urllib.request.HTTPSHandler(context=self.tls_context())
