@@ -4,7 +4,7 @@
   public name; etcd (`etcd` from Debian's etcd-server), one member or a 3-member cluster;
   an HTTPS /readyz server with a test CA made with `cryptography`.
 * FakePatroni: Patroni's REST API (/cluster, /switchover, /failover) with the documented
-  status codes, standing in for what the integration harness runs for real.
+  status codes (the real Patroni is exercised on the deployed lab: tests/chaos).
 
 Everything listens on 127.0.0.1 at free ports and is stopped by its fixture.
 """
@@ -35,6 +35,8 @@ import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
+import dns.tsig
+import dns.update
 import httpx
 import pytest
 import yaml
@@ -267,6 +269,17 @@ class Bind:
         )
         return {str(r) for rrset in response.answer for r in rrset}
 
+    def point(self, address: str) -> None:
+        """Overwrite the record behind the daemons' backs: TSIG-signed with the key they use,
+        unconditional (no prerequisite), as a stray operator would."""
+        update = dns.update.UpdateMessage(
+            ZONE, keyring=dns.tsig.Key(KEY_NAME, self.secret, "hmac-sha256")
+        )
+        update.replace(RECORD, 30, "A", address)
+        response = dns.query.tcp(update, "127.0.0.1", port=self.port, timeout=2)
+        if response.rcode() != dns.rcode.NOERROR:
+            raise RuntimeError(f"BIND refused the update: {dns.rcode.to_text(response.rcode())}")
+
 
 BIND_CONF = """\
 options {{
@@ -346,6 +359,7 @@ class EtcdMember:
     peer_port: int
     directory: Path
     process: subprocess.Popen[bytes] | None = None
+    cluster: tuple[str, str] | None = None  # (initial cluster, token) of the first start
 
     @property
     def url(self) -> str:
@@ -357,6 +371,7 @@ class EtcdMember:
 
     def start(self, initial_cluster: str, token: str) -> None:
         etcd = need("etcd", "etcd-server")
+        self.cluster = (initial_cluster, token)
         log = open(self.directory / f"{self.name}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
@@ -380,10 +395,15 @@ class EtcdMember:
             stderr=subprocess.STDOUT,
         )  # fmt: skip
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None:
-            stop(self.process)
+            stop(self.process, sig)
             self.process = None
+
+    def restart(self) -> None:
+        """Start a stopped member again on its data directory: it rejoins its cluster."""
+        assert self.cluster is not None, "never started"
+        self.start(*self.cluster)
 
 
 def etcd_healthy(url: str) -> bool:

@@ -1,5 +1,6 @@
 """The daemon loop wired to real DNS (BIND9), real etcd and real HTTPS probes; only Patroni
-is an in-process fake (the integration harness runs the real one).
+is an in-process fake (the chaos suite, tests/chaos, runs the daemon against the real one on
+the deployed lab).
 
 Rounds are driven one by one (`run_round`), so a scenario takes as long as its reads, not
 its intervals; `serve` is run once for real, with its metrics endpoint and shutdown.
@@ -8,6 +9,7 @@ its intervals; `serve` is run once for real, with its metrics endpoint and shutd
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,6 +150,81 @@ def test_the_name_converges_onto_the_leaders_site(world_dns_elsewhere: World) ->
     assert kinds(rounds(daemon, 2)) == ["point_dns:done", "no_action:none"]
     assert world.bind.query() == {CASTOR_IP}
     assert world.cluster.posts == []
+
+
+def test_two_daemons_only_the_lease_holder_acts_and_the_other_takes_over(world: World) -> None:
+    """Two instances on one etcd, their rounds interleaved by hand. Only the lease holder
+    repairs a stray change of the name. When the holder stops (SIGTERM: `run` ends in
+    `shutdown`, which releases the lease) the other acts from its very next round; when the
+    holder merely stops renewing (killed, hung), nobody acts until its lease has run out, then
+    the other does, and the old holder, back, only observes."""
+    ttl = world.config.etcd.lease_ttl
+    first = world.daemon(dry_run=False, instance="witness-1")
+    second = world.daemon(dry_run=False, instance="witness-2")
+    assert rounds(first, 1)[0].observation.lease.holder == "witness-1"
+    assert rounds(second, 1)[0].observation.lease == LeaseState(
+        LeaseStatus.NOT_HELD, holder="witness-1"
+    )
+
+    # A stray change of the name: the other instance only observes it, the holder repairs it.
+    world.bind.point(JUSUF_IP)
+    assert kinds(rounds(second, 3)) == ["no_action:none"] * 3
+    assert world.bind.query() == {JUSUF_IP}
+    assert kinds(rounds(first, 2)) == ["point_dns:done", "no_action:none"]
+    assert world.bind.query() == {CASTOR_IP}
+    assert "nmpi_failover_acting_leader 1.0" in first.metrics.render().decode()
+    assert "nmpi_failover_acting_leader 0.0" in second.metrics.render().decode()
+
+    # The holder stops and releases the lease: the other acts at its next round, not a TTL on.
+    asyncio.run(first.shutdown())
+    stopped = time.monotonic()
+    world.bind.point(JUSUF_IP)
+    results = rounds(second, 2)
+    assert kinds(results) == ["point_dns:done", "no_action:none"]
+    assert results[0].observation.lease.holder == "witness-2"
+    assert time.monotonic() - stopped < ttl
+    assert world.bind.query() == {CASTOR_IP}
+    assert "nmpi_failover_acting_leader 0.0" in first.metrics.render().decode()
+
+    # A third instance waits beside the holder, which then stops renewing without releasing.
+    third = world.daemon(dry_run=False, instance="witness-3")
+    assert rounds(third, 1)[0].observation.lease == LeaseState(
+        LeaseStatus.NOT_HELD, holder="witness-2"
+    )
+    last = rounds(second, 1)[0]  # its last renewal
+    assert last.outcome == "none"
+    valid_until = last.observation.lease.valid_until
+    assert valid_until is not None
+    world.bind.point(JUSUF_IP)
+    deadline = time.monotonic() + ttl + 5
+    while True:
+        (result,) = rounds(third, 1)
+        if result.observation.lease.status is LeaseStatus.HELD:
+            break
+        assert result.observation.lease.holder == "witness-2"
+        assert result.outcome == "none"
+        assert world.bind.query() == {JUSUF_IP}  # nobody acts while the lease may be valid
+        assert time.monotonic() < deadline, "the lapsed lease was never taken over"
+        time.sleep(0.2)
+    assert time.monotonic() >= valid_until  # no overlap with the old holder's window
+    assert kinds([result]) == ["point_dns:done"]
+    assert world.bind.query() == {CASTOR_IP}
+
+    # The old holder comes back (thawed): it lost the lease and only observes.
+    (result,) = rounds(second, 1)
+    assert result.observation.lease == LeaseState(LeaseStatus.NOT_HELD, holder="witness-3")
+    assert result.outcome == "none"
+    world.bind.point(JUSUF_IP)
+    assert kinds(rounds(second, 1)) == ["no_action:none"]
+    assert kinds(rounds(third, 1)) == ["point_dns:done"]
+
+    # Four repairs in all, each by the holder of the moment; Patroni was never asked.
+    assert [e["kind"] for e in world.events("action")] == ["point_dns"] * 4
+    assert world.events("action_failed") == []
+    assert world.cluster.posts == []
+    assert world.cluster.leader == "castor-db-1"
+    for daemon in (second, third):
+        asyncio.run(daemon.shutdown())
 
 
 def test_losing_the_lease_while_acting_aborts_the_action(world: World) -> None:

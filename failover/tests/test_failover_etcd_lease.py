@@ -1,9 +1,10 @@
 """The single-actor lease against real etcd on loopback: one member, and a 3-member cluster
-that loses quorum."""
+that loses quorum (one of three) and gets it back (two of three)."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,8 +15,10 @@ import pytest
 from failover_services import (
     EtcdMember,
     etcd,  # noqa: F401 - fixture
+    etcd_healthy,
     free_port,
     start_etcd,
+    wait_until,
     write_config,
 )
 from failover_testkit import observation
@@ -128,7 +131,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EtcdMembe
         yield members
     finally:
         for member in members:
-            member.stop()
+            # SIGKILL: a leader whose peers are gone spends seconds on a graceful stop.
+            member.stop(signal.SIGKILL)
 
 
 def test_losing_quorum_makes_the_lease_unreachable_and_acting_stops(
@@ -159,3 +163,10 @@ def test_losing_quorum_makes_the_lease_unreachable_and_acting_stops(
         decision = decide(obs, memory, config, now + i)
         assert isinstance(decision, Alarm)
         assert decision.condition == "etcd_unreachable"
+
+    # A member comes back: two of three are a quorum again, and the lease is held again.
+    cluster[1].restart()
+    wait_until(lambda: etcd_healthy(survivor), 30, "etcd quorum with two of three members")
+    assert asyncio.run(lease.refresh()).status is LeaseStatus.HELD
+    seen = asyncio.run(EtcdLease(config, name="status").peek())
+    assert seen == LeaseState(LeaseStatus.NOT_HELD, holder="witness-1")
