@@ -17,8 +17,9 @@ from . import models
 from .schemas.service import ServiceState
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-# Paths that answer whatever the switch says: service info and the operators' own endpoints.
-ALWAYS_OPEN = {"/", "/healthz", "/metrics", "/docs", "/openapi.json"}
+# Paths that answer whatever the switch says: service info and the operators' own endpoints
+# (/readyz reads the switch itself, after the database: see routers/service.py).
+ALWAYS_OPEN = {"/", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"}
 
 
 class ServiceStatusCache:

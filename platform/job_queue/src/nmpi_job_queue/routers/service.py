@@ -40,30 +40,56 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", include_in_schema=False)
-async def readyz(request: Request, session: DbSession, settings: AppSettings) -> Response:
-    """Ready: connected to a database that accepts writes, and not switched down."""
-    try:
-        async with asyncio.timeout(settings.readyz_timeout):
-            read_only = await session.scalar(
-                text("SELECT current_setting('transaction_read_only')")
-            )
-    except Exception as error:  # any failure to reach the database means not ready
-        return JSONResponse(
-            {"status": "unavailable", "detail": f"database unreachable: {type(error).__name__}"},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    if read_only == "on":
-        return JSONResponse(
-            {"status": "unavailable", "detail": "database is read-only (not the primary)"},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
+async def readyz(request: Request, settings: AppSettings) -> Response:
+    """Ready: connected to a database that accepts writes, and not switched down.
+
+    Answers within readyz_timeout whatever the database does (nmpi-failover's probe must get
+    "503, no writable database" as an answer during a failover, not a timeout): the check runs
+    in a task of its own, with its own session, abandoned when late, so no stalled connection
+    attempt holds the answer back. /readyz is also exempt from the maintenance middleware
+    (maintenance.ALWAYS_OPEN), whose status read waited out the whole connect timeout (5 s)
+    on a silent database before the handler ran; the switch is checked here, after the
+    database.
+    """
+    check = asyncio.create_task(_read_only_setting(request))
+    _background.add(check)
+    check.add_done_callback(_forget)
+    done, _ = await asyncio.wait({check}, timeout=settings.readyz_timeout)
+    if not done:
+        check.cancel()
+        return _unavailable(f"database unreachable: no answer within {settings.readyz_timeout:g} s")
+    error = check.exception()
+    if error is not None:  # any failure to reach the database means not ready
+        return _unavailable(f"database unreachable: {type(error).__name__}")
+    if check.result() == "on":
+        return _unavailable("database is read-only (not the primary)")
     state, _ = await request.app.state.service_status.get()
     if state.value == "down":
-        return JSONResponse(
-            {"status": "unavailable", "detail": "service is down for maintenance"},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
+        return _unavailable("service is down for maintenance")
     return JSONResponse({"status": "ready", "service": state.value})
+
+
+# Abandoned readiness checks, kept referenced until they end (asyncio holds tasks weakly).
+_background: set[asyncio.Task[str | None]] = set()
+
+
+def _forget(task: asyncio.Task[str | None]) -> None:
+    _background.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a late failure is expected, not "never retrieved"
+
+
+async def _read_only_setting(request: Request) -> str | None:
+    async with request.app.state.sessionmaker() as session:
+        result = await session.scalar(text("SELECT current_setting('transaction_read_only')"))
+        return None if result is None else str(result)
+
+
+def _unavailable(detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"status": "unavailable", "detail": detail},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
 
 
 @router.get("/metrics", include_in_schema=False)
