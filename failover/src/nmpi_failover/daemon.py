@@ -18,7 +18,8 @@ it every round; a redundancy alarm is journaled and logged (WARNING) when it sta
 when it clears (INFO), not while it holds. A round that cannot read Patroni neither raises
 nor clears one.
 
-Programmatic use (tests, the integration harness):
+Programmatic use (the daemon's tests, failover/tests/test_failover_daemon.py; the end-to-end
+checks, the chaos suite in tests/chaos, run the daemon as deployed on the lab):
 
     config = load_config(path)
     daemon = Daemon(config, build_adapters(config), journal=Journal(config.journal))
