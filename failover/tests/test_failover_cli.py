@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,6 +119,23 @@ def test_help_teaches() -> None:
         "exit status: 0 success, 1 failure or refusal, 2 invalid configuration",
     ):
         assert text in result.stdout
+
+
+@pytest.mark.parametrize("command", ["switchover", "failback"])
+def test_switchover_and_failback_explain_what_they_wait_for(command: str) -> None:
+    result = run(command, "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "--wait SECONDS" in text
+    assert "synchronous standby" in text
+    assert "0: refuse at once (default: 60)" in text
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "nan", "inf"])
+def test_wait_must_be_seconds(value: str) -> None:
+    result = run("failback", "--wait", value)
+    assert result.returncode == 2
+    assert "--wait" in result.stderr
 
 
 def test_switchover_requires_a_target() -> None:
@@ -320,3 +338,48 @@ def test_switchover_and_failback_move_leader_and_name(world: World, tmp_path: Pa
     alarms = [line.split(":")[0] for line in lost.stdout.splitlines() if line.startswith("ALARM")]
     assert alarms == ["ALARM no_sync_standby", "ALARM member_missing jusuf-db-1"]
     assert run("status", "-c", str(config)).returncode == 0  # no --check: always 0
+
+
+def test_failback_right_after_a_switchover_waits_out_patronis_sync_standby_refusal(
+    world: World, tmp_path: Path
+) -> None:
+    """The chaos suite's finding: right after a role change the old primary is a plain
+    replica until the new leader's next loop names it the synchronous standby, and Patroni
+    refuses a switchover to it until then (412). The fake answers no /config and shows no
+    synchronous role then, so the command asks at once and retries Patroni's refusal."""
+    config = tmp_path / "config" / "config.yaml"
+    done = run("switchover", "--to", "jusuf", "--yes", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    rejoined = world.cluster.members["castor-db-1"]
+    rejoined.role = "replica"  # back, streaming, not named yet
+
+    at_once = run("failback", "--yes", "--wait", "0", "-c", str(config))
+    assert at_once.returncode == 1
+    assert (
+        "failed: Patroni refused /switchover (HTTP 412): candidate name does not match with "
+        "sync_standby (the leader names its synchronous standby at its next loop: retry in a "
+        "few seconds, or let the command wait for it (--wait SECONDS))"
+    ) in at_once.stderr
+    assert world.cluster.leader == "jusuf-db-1"
+
+    posts = len(world.cluster.posts)
+    named = threading.Timer(2.0, lambda: setattr(rejoined, "role", "sync_standby"))
+    named.start()
+    try:
+        back = run("failback", "--yes", "--wait", "30", "-c", str(config))
+    finally:
+        named.cancel()
+    assert back.returncode == 0, back.stderr
+    assert (
+        "waiting up to 30 s for Patroni to take castor-db-1 as its synchronous standby"
+    ) in back.stdout
+    assert f"now points at {CASTOR_IP} (castor)" in back.stdout
+    assert world.cluster.leader == "castor-db-1"
+    assert len(world.cluster.posts) - posts >= 2  # refused at least once, then taken
+    events = [e["event"] for e in world.events()]
+    assert events[-4:] == [
+        "switchover_failed",  # the --wait 0 run
+        "switchover_requested",
+        "switchover_done",
+        "dns_pointed",
+    ]

@@ -10,11 +10,12 @@ not one call.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from failover_testkit import (
     ADDRESS,
+    BASE,
     CASTOR_IP,
     IN_SYNC,
     INTERVAL,
@@ -41,8 +42,11 @@ from nmpi_failover.decide import (
     Switchover,
     decide,
     is_action,
+    patroni_refusal,
     plan_failback,
     plan_switchover,
+    switchover_candidate,
+    synchronous_mode,
     to_event,
 )
 from nmpi_failover.health import SiteStatus
@@ -963,6 +967,176 @@ def test_failback_goes_to_the_preferred_site() -> None:
 def test_failback_refuses_an_unhealthy_preferred_site() -> None:
     obs = observation(T, castor=False, leader="jusuf", dns="jusuf")
     assert isinstance(plan_failback(obs, CONFIG, T), Refusal)
+
+
+def test_hard_refusals_are_not_worth_waiting_for() -> None:
+    for obs, target in (
+        (observation(T, jusuf=False), "jusuf"),
+        (observation(T), "castor"),
+        (observation(T), "castr"),
+        (observation(T, no_cluster=True), "jusuf"),
+        (observation(T, leader=None), "jusuf"),
+    ):
+        plan = plan_switchover(obs, target, CONFIG, T + READ_TIME)
+        assert isinstance(plan, Refusal)
+        assert plan.wait_for is None, plan
+
+
+# --- planned moves in Patroni's synchronous mode -------------------------------------------
+# Patroni refuses POST /switchover in synchronous mode (not quorum) unless the candidate is in
+# its /sync key: /cluster's sync_standby. Right after a role change the old primary rejoins as
+# a plain replica, streaming with lag 0, until the new leader's next loop names it.
+
+
+def sync_cluster(
+    replica: Replica, *, mode: bool | None = True, leader: str = "jusuf"
+) -> ClusterState:
+    """`leader` leads; the other site's member looks like `replica`; /config said `mode`."""
+    return replace(cluster(leader, replica), synchronous_mode=mode)
+
+
+REJOINED = Replica(role=MemberRole.REPLICA, state="streaming", lag=0)
+
+
+def failback(state: ClusterState) -> Switchover | Refusal:
+    obs = observation(T, leader="jusuf", dns="jusuf", cluster_state=state)
+    return plan_failback(obs, CONFIG, T + READ_TIME)
+
+
+def test_synchronous_mode_is_what_config_says_else_a_synchronous_role_shows_it() -> None:
+    assert synchronous_mode(sync_cluster(REJOINED, mode=True))
+    assert not synchronous_mode(sync_cluster(IN_SYNC, mode=False))  # /config wins
+    assert synchronous_mode(sync_cluster(IN_SYNC, mode=None))  # sync_standby only shows in it
+    quorum = Replica(role=MemberRole.QUORUM_STANDBY)
+    assert synchronous_mode(sync_cluster(quorum, mode=None))
+    # Unread /config and no synchronous role (the moment after a role change): asynchronous
+    # as far as can be told; Patroni's 412 is then retried by the CLI.
+    assert not synchronous_mode(sync_cluster(REJOINED, mode=None))
+
+
+def test_in_synchronous_mode_a_replica_with_lag_0_is_not_acceptable_to_patroni() -> None:
+    state = sync_cluster(REJOINED)
+    member = state.members_at("castor")[0]
+    problem = patroni_refusal(state, member)
+    assert problem is not None
+    assert problem.startswith("is not the synchronous standby (replica, streaming, lag 0)")
+    plan = failback(state)
+    assert isinstance(plan, Refusal)
+    assert plan.reason.startswith(
+        "castor-db-1 at castor is not the synchronous standby (replica, streaming, lag 0); "
+        "in synchronous mode Patroni switches over only to its synchronous standby"
+    )
+    assert plan.wait_for == (
+        "castor-db-1 to become the synchronous standby (replica, streaming, lag 0)"
+    )
+    assert to_event(plan)["wait_for"] == plan.wait_for  # journaled with the refusal
+
+
+@pytest.mark.parametrize("role", [MemberRole.SYNC_STANDBY, MemberRole.QUORUM_STANDBY])
+def test_in_synchronous_mode_the_synchronous_standby_is_acceptable(role: MemberRole) -> None:
+    state = sync_cluster(Replica(role=role))
+    assert patroni_refusal(state, state.members_at("castor")[0]) is None
+    plan = failback(state)
+    assert isinstance(plan, Switchover)
+    assert (plan.candidate, plan.to_site, plan.reason) == ("castor-db-1", "castor", "failback")
+    assert plan.detail.endswith("castor-db-1 at castor is in sync (the synchronous standby)")
+
+
+def test_a_synchronous_standby_that_does_not_stream_yet_is_acceptable() -> None:
+    # Patroni names it; whether it streams is the lag rule's business, which a synchronous
+    # standby passes (it confirmed every commit).
+    plan = failback(sync_cluster(Replica(state="running")))
+    assert isinstance(plan, Switchover)
+
+
+def test_asynchronous_mode_keeps_the_lag_rule() -> None:
+    plan = failback(sync_cluster(REJOINED, mode=False))
+    assert isinstance(plan, Switchover)
+    assert plan.candidate == "castor-db-1"
+    assert plan.detail.endswith("castor-db-1 at castor is in sync")
+    lagging = failback(sync_cluster(LAGGING, mode=False))
+    assert isinstance(lagging, Refusal)
+    assert "lag 10000000 bytes > max_replica_lag_bytes 1000" in lagging.reason
+    assert lagging.wait_for == "castor-db-1 to be in sync (replica, streaming, lag 10000000)"
+    # /config unread and no synchronous role: judged as asynchronous.
+    assert isinstance(failback(sync_cluster(REJOINED, mode=None)), Switchover)
+
+
+@pytest.mark.parametrize(
+    ("replica", "awaited"),
+    [
+        pytest.param(
+            Replica(role=MemberRole.REPLICA, state="starting", lag=None),
+            "castor-db-1 to become the synchronous standby (replica, starting, lag unknown)",
+            id="starting",
+        ),
+        pytest.param(
+            Replica(role=MemberRole.REPLICA, state="running", lag=0),
+            "castor-db-1 to become the synchronous standby (replica, running, lag 0)",
+            id="not-streaming",
+        ),
+        pytest.param(
+            Replica(role=MemberRole.REPLICA, timeline=6),
+            "castor-db-1 to become the synchronous standby (replica, streaming, lag 0)",
+            id="old-timeline",
+        ),
+        pytest.param(
+            Replica(state="stopped"),
+            "castor-db-1 to be in sync (sync_standby, stopped, lag 0)",
+            id="named-but-stopped",
+        ),
+    ],
+)
+def test_a_rejoining_old_primary_is_waited_for(replica: Replica, awaited: str) -> None:
+    plan = failback(sync_cluster(replica))
+    assert isinstance(plan, Refusal)
+    assert plan.reason.startswith("castor is not in sync (castor-db-1 ")
+    assert plan.wait_for == awaited
+
+
+def test_a_member_missing_from_the_cluster_is_waited_for() -> None:
+    leader = Member("jusuf-db-1", "jusuf", MemberRole.LEADER, "running", 0, 7)
+    plan = failback(ClusterState((leader,), synchronous_mode=True))
+    assert isinstance(plan, Refusal)
+    assert plan.reason == "castor is not in sync (no database member at castor)"
+    assert plan.wait_for == "a database member at castor to appear in Patroni's /cluster"
+
+
+def test_the_synchronous_standby_is_preferred_among_several_members() -> None:
+    config = make_config(
+        sites=[
+            {**BASE["sites"][0], "db_members": ["castor-db-1", "castor-db-2"]},
+            BASE["sites"][1],
+        ]
+    )
+    members = (
+        Member("castor-db-1", "castor", MemberRole.REPLICA, "streaming", 0, 7),
+        Member("castor-db-2", "castor", MemberRole.SYNC_STANDBY, "streaming", 500, 7),
+        Member("jusuf-db-1", "jusuf", MemberRole.LEADER, "running", 0, 7),
+    )
+    state = ClusterState(members, synchronous_mode=True)
+    chosen = switchover_candidate(state, "castor", config)
+    assert isinstance(chosen, Member)
+    assert chosen.name == "castor-db-2"
+    replicas = ClusterState(
+        (members[0], replace(members[1], role=MemberRole.REPLICA), members[2]),
+        synchronous_mode=True,
+    )
+    refused = switchover_candidate(replicas, "castor", config)
+    assert isinstance(refused, Refusal)
+    assert refused.wait_for == (
+        "castor-db-1 to become the synchronous standby (replica, streaming, lag 0)"
+    )
+
+
+def test_the_daemons_unplanned_switchover_keeps_the_lag_rule_in_synchronous_mode() -> None:
+    # The leader's site is down: Patroni's /failover takes an async replica in sync, and the
+    # daemon does not wait for a synchronous standby there (unchanged by the planned rule).
+    state = replace(cluster("castor", REJOINED), synchronous_mode=True)
+    obs = observation(T, castor=False, dns="jusuf", cluster_state=state)
+    decision = one_round(obs, history(CASTOR_DOWN))
+    assert isinstance(decision, Switchover)
+    assert (decision.candidate, decision.planned) == ("jusuf-db-1", False)
 
 
 # --- events --------------------------------------------------------------------------------

@@ -8,10 +8,11 @@ import asyncio
 import ssl
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from failover_services import (
     FakeCluster,
@@ -23,11 +24,16 @@ from failover_services import (
     write_config,
 )
 from failover_testkit import make_config
-from nmpi_failover.adapters.patroni import PatroniRest, parse_cluster, reconcile
+from nmpi_failover.adapters.patroni import (
+    PatroniRest,
+    parse_cluster,
+    parse_synchronous_mode,
+    reconcile,
+)
 from nmpi_failover.config import Config, load_config
 from nmpi_failover.decide import Switchover
 from nmpi_failover.model import ClusterState, Member, MemberRole
-from nmpi_failover.ports import ActuatorError
+from nmpi_failover.ports import ActuatorError, PatroniRefusedError
 
 CONFIG = make_config()
 
@@ -89,6 +95,44 @@ def test_unknown_roles_are_never_leaders() -> None:
     assert state.leader is None
 
 
+@pytest.mark.parametrize(
+    ("data", "mode"),
+    [
+        ({"ttl": 20, "loop_wait": 4, "synchronous_mode": True}, True),  # the lab's
+        ({"synchronous_mode": "on", "synchronous_mode_strict": False}, True),
+        ({"synchronous_mode": "quorum"}, True),  # Patroni 4 quorum commit
+        ({"synchronous_mode": False}, False),
+        ({"synchronous_mode": "off"}, False),
+        ({"ttl": 30}, False),  # Patroni's default
+        ({"synchronous_mode": True, "standby_cluster": {"host": "10.0.0.1"}}, False),
+        ({"synchronous_mode": True, "standby_cluster": {}}, True),  # not a valid section
+        (None, None),  # /config unanswered (502, 404, timeout)
+        ("<html>", None),
+        ([], None),
+    ],
+)
+def test_synchronous_mode_is_read_from_config_as_patroni_reads_it(
+    data: Any, mode: bool | None
+) -> None:
+    assert parse_synchronous_mode(data) is mode
+
+
+def test_a_refusal_for_the_sync_standby_is_told_apart() -> None:
+    refused = PatroniRefusedError(
+        "/switchover", 412, "candidate name does not match with sync_standby"
+    )
+    assert isinstance(refused, ActuatorError)
+    assert refused.actuator == "patroni"
+    assert str(refused) == (
+        "Patroni refused /switchover (HTTP 412): candidate name does not match with sync_standby"
+    )
+    assert refused.not_sync_standby
+    assert not PatroniRefusedError(
+        "/switchover", 412, "leader name does not match"
+    ).not_sync_standby
+    assert not PatroniRefusedError("/switchover", 503, "Switchover failed").not_sync_standby
+
+
 # --- over HTTP -----------------------------------------------------------------------------
 
 
@@ -144,6 +188,80 @@ def test_reads_from_whichever_site_answers(
     assert state.members_at("jusuf")[0].role is MemberRole.SYNC_STANDBY
 
 
+def test_without_config_the_synchronous_mode_is_unknown(
+    tmp_path: Path, fake: tuple[FakeCluster, FakePatroni, FakePatroni]
+) -> None:
+    _, castor, jusuf = fake  # the fake answers /config with 404
+    state = asyncio.run(
+        PatroniRest(patroni_config(tmp_path, [castor.url], [jusuf.url])).read_cluster()
+    )
+    assert state is not None
+    assert state.leader_name == "castor-db-1"
+    assert state.synchronous_mode is None
+
+
+def mock_patroni(
+    tmp_path: Path, answers: dict[tuple[str, str], tuple[int, Any]]
+) -> tuple[PatroniRest, list[str]]:
+    """A PatroniRest whose requests `answers` serves: (host, path) -> (status, JSON)."""
+    config = patroni_config(tmp_path, ["http://castor:8008"], ["http://jusuf:8008"])
+    patroni = PatroniRest(config)
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.url.host}{request.url.path}")
+        status, data = answers.get((request.url.host, request.url.path), (404, None))
+        return httpx.Response(status, json=data)
+
+    def client(timeout: float) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(handle))
+
+    patroni._client = client  # type: ignore[method-assign]
+    return patroni, seen
+
+
+CLUSTER_JSON = {
+    "members": [
+        {"name": "castor-db-1", "role": "replica", "state": "streaming", "lag": 0, "timeline": 8},
+        {"name": "jusuf-db-1", "role": "leader", "state": "running", "timeline": 8},
+    ],
+    "scope": "nmpi",
+}
+
+
+def test_read_cluster_reads_the_synchronous_mode_from_config(tmp_path: Path) -> None:
+    # Right after a switchover to jusuf: castor rejoined as a plain replica, so nothing in
+    # /cluster tells synchronous mode; /config does.
+    patroni, seen = mock_patroni(
+        tmp_path,
+        {
+            ("castor", "/cluster"): (200, CLUSTER_JSON),
+            ("jusuf", "/cluster"): (200, CLUSTER_JSON),
+            ("castor", "/config"): (502, None),  # this member has no config yet
+            ("jusuf", "/config"): (200, {"synchronous_mode": True, "loop_wait": 4}),
+        },
+    )
+    state = asyncio.run(patroni.read_cluster())
+    assert state is not None
+    assert state.leader_name == "jusuf-db-1"
+    assert state.synchronous_mode is True  # another member's reading fills in
+    assert sorted(seen) == ["castor/cluster", "castor/config", "jusuf/cluster", "jusuf/config"]
+
+
+def test_config_is_not_read_from_a_member_whose_cluster_failed(tmp_path: Path) -> None:
+    patroni, seen = mock_patroni(
+        tmp_path,
+        {
+            ("jusuf", "/cluster"): (200, CLUSTER_JSON),
+            ("jusuf", "/config"): (200, {"synchronous_mode": False}),
+        },
+    )
+    state = asyncio.run(patroni.read_cluster())
+    assert state is not None
+    assert state.synchronous_mode is False
+    assert sorted(seen) == ["castor/cluster", "jusuf/cluster", "jusuf/config"]
+
+
 def test_nobody_answering_is_none(tmp_path: Path) -> None:
     patroni = PatroniRest(patroni_config(tmp_path, [dead()], [dead()]))
     assert asyncio.run(patroni.read_cluster()) is None
@@ -179,8 +297,11 @@ def test_a_refusal_is_an_actuator_error_with_patronis_reason(
     cluster, castor, jusuf = fake
     cluster.members["jusuf-db-1"].role = "replica"  # not the sync standby: 412
     patroni = PatroniRest(patroni_config(tmp_path, [castor.url], [jusuf.url]))
-    with pytest.raises(ActuatorError, match=r"HTTP 412.*does not match with sync_standby"):
+    with pytest.raises(
+        PatroniRefusedError, match=r"HTTP 412.*does not match with sync_standby"
+    ) as e:
         asyncio.run(patroni.switchover(switch(planned=True)))
+    assert e.value.not_sync_standby  # the CLI may retry it; the adapter does not
     assert len(cluster.posts) == 1  # a refusal is not retried elsewhere
     assert cluster.leader == "castor-db-1"
 
@@ -359,6 +480,22 @@ def test_agreeing_views_give_the_first_that_shows_a_leader() -> None:
     assert reconcile([None, leaderless, first, second]) is first
     assert reconcile([leaderless, None]) is leaderless
     assert reconcile([None, None]) is None
+
+
+def test_the_view_takes_another_members_synchronous_mode_when_its_own_is_unknown() -> None:
+    first = view("castor", 3, MemberRole.SYNC_STANDBY)
+    second = replace(view("castor", 3, MemberRole.REPLICA), synchronous_mode=True)
+    state = reconcile([first, second])
+    assert state is not None
+    assert state.members == first.members
+    assert state.synchronous_mode is True
+    own = replace(first, synchronous_mode=False)
+    assert reconcile([own, second]) is own  # its own reading wins
+    castor = replace(view("castor", 4, MemberRole.SYNC_STANDBY), synchronous_mode=True)
+    doubt = reconcile([castor, view("jusuf", 4, MemberRole.SYNC_STANDBY)])
+    assert doubt is not None
+    assert doubt.leader is None
+    assert doubt.synchronous_mode is True
 
 
 def test_a_stale_view_loses_to_the_newer_timeline() -> None:

@@ -38,7 +38,8 @@ examples:
   nmpi-failover watch                      # the daemon (systemd runs this)
   nmpi-failover status --json              # sites, leader, redundancy, DNS, recent events
   nmpi-failover status --check             # exit 1 when the database lost redundancy
-  nmpi-failover switchover --to jusuf      # planned, zero data loss; refused if not in sync
+  nmpi-failover switchover --to jusuf      # planned, zero data loss; waits (--wait) for
+                                           # jusuf's member to be in sync, else refused
   nmpi-failover failback                   # planned switchover back to preferred_site
 
 exit status: 0 success, 1 failure or refusal, 2 invalid configuration or usage.
@@ -46,6 +47,8 @@ The config path defaults to $NMPI_FAILOVER_CONFIG, else /etc/nmpi-failover/confi
 """
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+# operations.DEFAULT_WAIT, not imported: the CLI imports the operations only when it acts.
+DEFAULT_WAIT = 60.0
 
 
 def _default_config() -> Path:
@@ -155,6 +158,17 @@ def _confirmer(assume_yes: bool) -> Callable[[Switchover], bool]:
     return confirm
 
 
+def _seconds(text: str) -> float:
+    """--wait's value: seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
+    return value
+
+
 def _switch(args: argparse.Namespace, target: str | None, reason: SwitchReason) -> int:
     config = _load(args)
     if config is None:
@@ -171,8 +185,9 @@ def _switch(args: argparse.Namespace, target: str | None, reason: SwitchReason) 
                 reason=reason,
                 journal=journal,
                 confirm=_confirmer(args.yes),
-                say=print,
+                say=lambda text: print(text, flush=True),
                 warn=lambda text: print(text, file=sys.stderr),
+                wait=args.wait,
             )
         )
     finally:
@@ -222,18 +237,30 @@ SWITCHOVER_EXAMPLES = """\
 examples:
   nmpi-failover switchover --to jusuf          # shows the plan, asks before acting
   nmpi-failover switchover --to jusuf --yes    # no question (scripts, runbooks)
+  nmpi-failover switchover --to jusuf --wait 0 # refuse at once instead of waiting
 
-Refused (exit 1, with the reason) unless the target site serves healthy and has an in-sync
-replica. Then Patroni switches over (no data loss), the command waits for the new leader
-and points the public name at the target site. Each step goes to the journal.
+Refused (exit 1, with the reason) unless the target site serves healthy and has a member
+in sync: in Patroni's synchronous mode its synchronous standby (role sync_standby in
+`status`), which Patroni requires; otherwise a streaming replica within
+max_replica_lag_bytes. Right after a role change the old primary rejoins as a plain replica
+and the leader names it its synchronous standby only at its next loop (loop_wait): while the
+target's member is not ready yet, the command waits, re-reading the cluster every second
+and printing what it waits for, up to --wait seconds (default 60), then refuses. It also
+retries, within the same bound, when Patroni answers that the candidate "does not match
+with sync_standby" (its members' views of the DCS differ for a moment). Then Patroni
+switches over (no data loss), the command waits for the new leader and points the public
+name at the target site. Each step goes to the journal.
 """
 
 FAILBACK_EXAMPLES = """\
 examples:
   nmpi-failover failback --yes     # after a failover, once the preferred site is healthy
+  nmpi-failover failback --yes --wait 120   # give the old primary longer to rejoin
 
 The daemon never fails back by itself; this is a planned switchover to preferred_site
-with the same checks as `switchover`.
+with the same checks as `switchover`: in synchronous mode it waits, up to --wait seconds
+(default 60), for the preferred site's member to become the synchronous standby (the old
+primary rejoins as a plain replica first), printing what it waits for, then switches over.
 """
 
 
@@ -295,17 +322,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.set_defaults(func=cmd_status)
 
+    def wait_option(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--wait",
+            type=_seconds,
+            default=DEFAULT_WAIT,
+            metavar="SECONDS",
+            help="how long to wait for the target's member to be ready (in synchronous mode: "
+            "the synchronous standby) and to retry Patroni's refusal for it; 0: refuse at "
+            "once (default: %(default)g)",
+        )
+
     switchover = sub(
         "switchover",
-        "planned switchover to SITE (refused unless SITE is healthy and in sync)",
+        "planned switchover to SITE (waits up to --wait for SITE to be in sync, else refused)",
         SWITCHOVER_EXAMPLES,
     )
     switchover.add_argument("--to", required=True, metavar="SITE", help="target site name")
     switchover.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    wait_option(switchover)
     switchover.set_defaults(func=cmd_switchover)
 
     failback = sub("failback", "planned switchover back to preferred_site", FAILBACK_EXAMPLES)
     failback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    wait_option(failback)
     failback.set_defaults(func=cmd_failback)
 
     check = sub(

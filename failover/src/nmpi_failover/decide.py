@@ -47,6 +47,7 @@ from .health import HealthBook, SiteStatus
 from .model import (
     FOLLOWING_STATES,
     STREAMING,
+    SYNC_ROLES,
     ClusterState,
     DnsRecord,
     LeaseStatus,
@@ -132,9 +133,16 @@ Action = PointDns | Switchover | MoveFloatingIp  # the decisions that change som
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a requested switchover or failback will not be done."""
+    """Why a requested switchover or failback will not be done (now).
+
+    `wait_for` is set when the refusal is about the target's member only and may resolve by
+    itself within seconds (e.g. the old primary that rejoined as a plain replica, which the
+    leader makes its synchronous standby at its next loop): what to wait for, as
+    "castor-db-1 to become the synchronous standby (replica, streaming, lag 0)". None: waiting
+    would not help (unknown site, the leader already there, the target site not serving, ...)."""
 
     reason: str
+    wait_for: str | None = None
 
 
 def is_action(decision: Decision) -> bool:
@@ -248,6 +256,78 @@ def in_sync_candidate(cluster: ClusterState, site: str, config: Config) -> Membe
     # Prefer a synchronous standby, then the smallest lag.
     good.sort(key=lambda m: (m.role is not MemberRole.SYNC_STANDBY, m.lag_bytes or 0))
     return good[0]
+
+
+def synchronous_mode(cluster: ClusterState) -> bool:
+    """Whether Patroni replicates synchronously (synchronous_mode on, or quorum).
+
+    Patroni's dynamic configuration (GET /config) says so when it was read. Else a member
+    with a synchronous role tells: /cluster shows sync_standby or quorum_standby only in
+    synchronous mode (patroni/utils.py cluster_as_json). Their absence proves nothing: right
+    after a role change no member has one until the new leader's next loop, which is when
+    the question matters; an unread /config then counts as asynchronous, and a switchover
+    Patroni refuses for it is retried (`operations.planned_switchover`)."""
+    if cluster.synchronous_mode is not None:
+        return cluster.synchronous_mode
+    return any(m.role in SYNC_ROLES for m in cluster.members)
+
+
+def describe_member(member: Member) -> str:
+    """'replica, streaming, lag 0': what a member's readiness turns on, for messages."""
+    lag = "unknown" if member.lag_bytes is None else str(member.lag_bytes)
+    return f"{member.role}, {member.state or 'no state'}, lag {lag}"
+
+
+def patroni_refusal(cluster: ClusterState, member: Member) -> str | None:
+    """Why Patroni would refuse a planned switchover to `member` now; None if it would not.
+
+    In synchronous mode (not quorum commit) Patroni's POST /switchover takes only a member of
+    its /sync key, else 412 "candidate name does not match with sync_standby" (patroni/api.py
+    is_failover_possible); /cluster shows that member as sync_standby. Under quorum commit
+    Patroni itself would take any member, but only the quorum_standby members confirmed the
+    leader's commits, so a planned move waits for one of them too. In asynchronous mode
+    Patroni takes any healthy replica: `_sync_problem`'s lag rule is the whole check."""
+    if synchronous_mode(cluster) and member.role not in SYNC_ROLES:
+        return (
+            f"is not the synchronous standby ({describe_member(member)}); in synchronous "
+            "mode Patroni switches over only to its synchronous standby, which the leader "
+            "names among its streaming replicas at its next loop"
+        )
+    return None
+
+
+def switchover_candidate(cluster: ClusterState, site: str, config: Config) -> Member | Refusal:
+    """The member at `site` a planned switchover goes to now, or why none (a Refusal whose
+    `wait_for` says what to wait for). In sync (`in_sync_candidate`) and, in synchronous
+    mode, the synchronous standby (`patroni_refusal`). Only for planned moves: the daemon's
+    unplanned switchover (the leader's site down) keeps `in_sync_candidate` alone."""
+    sync = synchronous_mode(cluster)
+
+    def goal(member: Member | None) -> str:
+        named = member is not None and member.role in SYNC_ROLES
+        return "become the synchronous standby" if sync and not named else "be in sync"
+
+    candidate = in_sync_candidate(cluster, site, config)
+    if isinstance(candidate, str):
+        members = cluster.members_at(site)
+        if cluster.leader is None or any(m.role is MemberRole.LEADER for m in members):
+            return Refusal(f"{site} is not in sync ({candidate})")
+        if not members:
+            awaited = f"a database member at {site} to appear in Patroni's /cluster"
+        elif len(members) == 1:
+            member = members[0]
+            awaited = f"{member.name} to {goal(member)} ({describe_member(member)})"
+        else:
+            each = "; ".join(f"{m.name}: {describe_member(m)}" for m in members)
+            awaited = f"a member at {site} to {goal(None)} ({each})"
+        return Refusal(f"{site} is not in sync ({candidate})", wait_for=awaited)
+    problem = patroni_refusal(cluster, candidate)
+    if problem is not None:
+        return Refusal(
+            f"{candidate.name} at {site} {problem}",
+            wait_for=f"{candidate.name} to {goal(candidate)} ({describe_member(candidate)})",
+        )
+    return candidate
 
 
 def _stale(observation: Observation, config: Config, now: float) -> str | None:
@@ -511,16 +591,17 @@ def plan_switchover(
     if probe is None or not probe.ok:
         why = probe.error if probe and probe.error else "no successful probe"
         return Refusal(f"{target} does not serve healthy ({why})")
-    candidate = in_sync_candidate(cluster, target, config)
-    if isinstance(candidate, str):
-        return Refusal(f"{target} is not in sync ({candidate})")
+    candidate = switchover_candidate(cluster, target, config)
+    if isinstance(candidate, Refusal):
+        return candidate
+    standby = " (the synchronous standby)" if candidate.role in SYNC_ROLES else ""
     return Switchover(
         from_site=leader.site,
         to_site=target,
         leader=leader.name,
         candidate=candidate.name,
         reason=reason,
-        detail=f"{reason} switchover requested; {candidate.name} at {target} is in sync",
+        detail=f"{reason} switchover requested; {candidate.name} at {target} is in sync{standby}",
         planned=True,
     )
 

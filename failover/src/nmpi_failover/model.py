@@ -38,6 +38,11 @@ class MemberRole(StrEnum):
     REPLICA = "replica"
 
 
+# The roles of the members in Patroni's /sync key: the synchronous standby ("sync_standby"),
+# or under quorum commit (Patroni 4, synchronous_mode: quorum) "quorum_standby". /cluster
+# shows them only while synchronous mode is on.
+SYNC_ROLES = frozenset({MemberRole.SYNC_STANDBY, MemberRole.QUORUM_STANDBY})
+
 # Patroni member states of a replica that still follows the leader's timeline. "streaming"
 # (Patroni 3 and later): its WAL receiver is connected. "running": before Patroni 3 every
 # replica; since Patroni 3 a replica whose WAL receiver is not connected, e.g. the synchronous
@@ -63,6 +68,10 @@ class ClusterState:
 
     members: tuple[Member, ...]
     scope: str | None = None  # Patroni's cluster name, for the patronictl commands we suggest
+    # Whether Patroni's dynamic configuration (GET /config) asks for synchronous replication
+    # (synchronous_mode on, or quorum); None when it was not read. See
+    # `decide.synchronous_mode` for what is assumed then.
+    synchronous_mode: bool | None = None
 
     @property
     def leader(self) -> Member | None:

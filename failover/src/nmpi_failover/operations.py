@@ -4,13 +4,20 @@ They observe exactly as a daemon round does, but never take the lease: a running
 keeps acting, and everything here that writes is safe beside it (Patroni refuses a
 switchover from a leader that is no longer the leader; DNS writes are compare-and-swap
 and write the same value the daemon would).
+
+A planned switchover waits, bounded (`wait`, the CLI's --wait), for what settles by itself
+within seconds: right after a role change the old primary rejoins as a plain replica, and in
+synchronous mode Patroni refuses a switchover to it (HTTP 412) until the new leader names it
+its synchronous standby at its next loop (loop_wait). The rule is `decide.plan_switchover`'s
+(a Refusal with `wait_for`); the waiting, re-observing every `poll` seconds, is here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,10 +26,19 @@ from .daemon import Adapters, Daemon
 from .decide import Refusal, Switchover, SwitchReason, plan_switchover, to_event
 from .journal import Journal, read_tail
 from .model import LeaseStatus, Member, MemberRole, Observation
-from .ports import ActuatorError, DnsConflictError
+from .ports import ActuatorError, Clock, DnsConflictError, PatroniRefusedError
 from .redundancy import Redundancy, assess
 
 Say = Callable[[str], None]
+Sleep = Callable[[float], Awaitable[None]]
+
+# How long a planned switchover waits, by default, for the target's member to become ready.
+# Patroni names a new synchronous standby at the leader's next loop (loop_wait, 4 s in the
+# lab, 10 s by default) once the replica streams; a rejoining old primary may need pg_rewind
+# and a restart first.
+DEFAULT_WAIT = 60.0
+POLL = 1.0  # re-observe this often while waiting
+PROGRESS_EVERY = 5.0  # a progress line at least this often (and whenever the state changes)
 
 # --- status --------------------------------------------------------------------------------
 
@@ -254,6 +270,70 @@ class _Steps:
         (self.warn if bad else self.say)(message)
 
 
+class _Bound:
+    """The --wait bound: one deadline for waiting on the target's member and for retrying
+    Patroni's "not the synchronous standby" refusal; the time a confirmation question takes
+    does not count. Says a progress line when what it waits for changes, else every
+    PROGRESS_EVERY s."""
+
+    def __init__(self, clock: Clock, seconds: float, sleep: Sleep, poll: float, say: Say):
+        self.clock, self.seconds, self.sleep, self.poll, self.say = clock, seconds, sleep, poll, say
+        self.started = clock.monotonic()
+        self.deadline = self.started + seconds
+        self._said: tuple[str, float] | None = None  # the last progress line and when
+
+    def left(self) -> float:
+        return self.deadline - self.clock.monotonic()
+
+    def waited(self) -> float:
+        return max(0.0, self.clock.monotonic() - self.started)
+
+    def pause(self, seconds: float) -> None:
+        """`seconds` (a question to the operator) do not count as waiting."""
+        self.deadline += seconds
+        self.started += seconds
+
+    async def tick(self, what: str) -> None:
+        """Tell what it waits for (when it changed, or every PROGRESS_EVERY s), then sleep
+        one poll, never past the deadline."""
+        now = self.clock.monotonic()
+        if self._said is None:
+            self.say(f"waiting up to {self.seconds:g} s for {what}")
+            self._said = (what, now)
+        elif what != self._said[0] or now - self._said[1] >= PROGRESS_EVERY - 1e-9:
+            self.say(f"waiting for {what} ... {self.waited():.0f} s")
+            self._said = (what, now)
+        await self.sleep(max(0.0, min(self.poll, self.left())))
+
+    def explain(self, refusal: Refusal) -> str:
+        """A refusal as the operator reads it: what to do about one that waiting could end."""
+        if refusal.wait_for is None:
+            return refusal.reason
+        if self.seconds <= 0:
+            return (
+                f"{refusal.reason}. Retry in a few seconds, or let the command wait for it "
+                "(--wait SECONDS); `nmpi-failover status` shows the members"
+            )
+        return (
+            f"{refusal.reason}; still so after waiting {self.seconds:g} s. Retry, or check "
+            "`nmpi-failover status`"
+        )
+
+
+async def _ready_plan(
+    daemon: Daemon, target: str, reason: SwitchReason, bound: _Bound
+) -> Switchover | Refusal:
+    """`plan_switchover` on a fresh observation, again every poll while it refuses for
+    something waiting may end (Refusal.wait_for), until the bound has passed."""
+    while True:
+        observation = await daemon.observe(take_lease=False)
+        now = daemon.clock.monotonic()
+        plan = plan_switchover(observation, target, daemon.config, now, reason=reason)
+        if not isinstance(plan, Refusal) or plan.wait_for is None or bound.left() <= 0:
+            return plan
+        await bound.tick(plan.wait_for)
+
+
 async def planned_switchover(
     config: Config,
     adapters: Adapters,
@@ -264,32 +344,63 @@ async def planned_switchover(
     confirm: Callable[[Switchover], bool],
     say: Say,
     warn: Say,
+    wait: float = DEFAULT_WAIT,
+    clock: Clock | None = None,
+    sleep: Sleep = asyncio.sleep,
+    poll: float = POLL,
 ) -> int:
     """Refuse unless `target` is healthy and in sync; else switch over, wait for the new
-    leader, then move the public name. Returns the CLI exit status (0 done, 1 not)."""
+    leader, then move the public name. Returns the CLI exit status (0 done, 1 not).
+
+    For up to `wait` seconds it waits for the target's member to become ready (in
+    synchronous mode: the synchronous standby) and retries when Patroni refuses because the
+    member it asked does not see the candidate as the synchronous standby yet; 0 refuses at
+    once. `clock` and `sleep` are for tests."""
     step = _Steps(journal, say, warn)
-    daemon = Daemon(config, adapters)
-    observation = await daemon.observe(take_lease=False)
-    plan = plan_switchover(observation, target, config, daemon.clock.monotonic(), reason=reason)
+    daemon = Daemon(config, adapters, clock=clock)
+    bound = _Bound(daemon.clock, max(0.0, wait), sleep, poll, say)
+    plan = await _ready_plan(daemon, target, reason, bound)
     if isinstance(plan, Refusal):
-        step(
-            "switchover_refused",
-            {"to_site": target, "requested": reason, **to_event(plan)},
-            f"refused: {plan.reason}",
-            bad=True,
-        )
-        return 1
+        return _refused(step, target, reason, plan, bound)
     say(f"plan: {describe_plan(plan, config)}")
+    asked = daemon.clock.monotonic()
     if not confirm(plan):
         warn("not confirmed: nothing changed")
         return 1
+    bound.pause(daemon.clock.monotonic() - asked)
     event = to_event(plan)
-    step("switchover_requested", event, "asking Patroni to switch over...", bad=False)
-    try:
-        await adapters.patroni.switchover(plan)
-    except ActuatorError as exc:
-        step("switchover_failed", {**event, "error": str(exc)}, f"failed: {exc}", bad=True)
-        return 1
+    waited = round(bound.waited(), 1)
+    step(
+        "switchover_requested",
+        {**event, "waited": waited},
+        "asking Patroni to switch over...",
+        bad=False,
+    )
+    while True:
+        try:
+            await adapters.patroni.switchover(plan)
+            break
+        except PatroniRefusedError as exc:
+            if not exc.not_sync_standby or bound.left() <= 0:
+                step(
+                    "switchover_failed", {**event, "error": str(exc)}, _failed(exc, bound), bad=True
+                )
+                return 1
+            # The member that took the POST has not seen the leader's /sync key name the
+            # candidate yet (its copy of the DCS lags for a moment): nothing was done.
+            await bound.tick(f"Patroni to take {plan.candidate} as its synchronous standby")
+            again = await _ready_plan(daemon, target, reason, bound)
+            if isinstance(again, Refusal):
+                return _refused(step, target, reason, again, bound)
+            if (again.leader, again.candidate) != (plan.leader, plan.candidate):
+                changed = Refusal(
+                    f"the cluster changed while waiting (now {describe_plan(again, config)}); "
+                    "run the command again"
+                )
+                return _refused(step, target, reason, changed, bound)
+        except ActuatorError as exc:
+            step("switchover_failed", {**event, "error": str(exc)}, f"failed: {exc}", bad=True)
+            return 1
     step(
         "switchover_done",
         event,
@@ -297,6 +408,27 @@ async def planned_switchover(
         bad=False,
     )
     return await _point_name(config, adapters, plan.to_site, step)
+
+
+def _refused(step: _Steps, target: str, reason: SwitchReason, plan: Refusal, bound: _Bound) -> int:
+    fields = {"to_site": target, "requested": reason, **to_event(plan)}
+    if plan.wait_for is not None:
+        fields["waited"] = round(bound.waited(), 1)
+    step("switchover_refused", fields, f"refused: {bound.explain(plan)}", bad=True)
+    return 1
+
+
+def _failed(exc: PatroniRefusedError, bound: _Bound) -> str:
+    if not exc.not_sync_standby:
+        return f"failed: {exc}"
+    if bound.seconds <= 0:
+        hint = (
+            "the leader names its synchronous standby at its next loop: retry in a few "
+            "seconds, or let the command wait for it (--wait SECONDS)"
+        )
+    else:
+        hint = f"still so after waiting {bound.seconds:g} s: retry, or check `nmpi-failover status`"
+    return f"failed: {exc} ({hint})"
 
 
 async def _point_name(config: Config, adapters: Adapters, site: str, step: _Steps) -> int:

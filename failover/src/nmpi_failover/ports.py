@@ -23,6 +23,22 @@ class ActuatorError(Exception):
         super().__init__(message)
 
 
+class PatroniRefusedError(ActuatorError):
+    """Patroni answered a request to move the leader with a refusal (e.g. HTTP 412): it did
+    nothing, so asking again later is safe."""
+
+    def __init__(self, path: str, status: int, text: str) -> None:
+        self.path, self.status, self.text = path, status, text
+        super().__init__("patroni", f"Patroni refused {path} (HTTP {status}): {text}")
+
+    @property
+    def not_sync_standby(self) -> bool:
+        """Refused because, as the member that answered sees its /sync key, the candidate is
+        not the synchronous standby (patroni/api.py is_failover_possible). Members' copies of
+        the DCS differ for a moment after the leader names a new one: worth a retry."""
+        return self.status == 412 and "does not match with sync_standby" in self.text
+
+
 class DnsConflictError(ActuatorError):
     """The record no longer held the expected value: someone else changed it; re-observe."""
 

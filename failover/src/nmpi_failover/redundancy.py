@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .config import Config
-from .model import ClusterState, Member, MemberRole
+from .model import SYNC_ROLES, ClusterState, Member, MemberRole
 
 # Low-cardinality: the values of the nmpi_failover_redundancy_alarm{kind} label.
 RedundancyKind = Literal[
@@ -29,8 +29,6 @@ RedundancyKind = Literal[
     "member_missing",
 ]
 
-# Patroni quorum commit (Patroni 4) names its synchronous members quorum_standby.
-SYNC_ROLES = frozenset({MemberRole.SYNC_STANDBY, MemberRole.QUORUM_STANDBY})
 # Only "streaming" means a WAL receiver is connected: since Patroni 3 a replica that runs but
 # does not stream (reconnecting, restoring, refused for a forked timeline) reports "running".
 STREAMING = "streaming"

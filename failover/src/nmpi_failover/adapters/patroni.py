@@ -9,6 +9,10 @@ runs 4.1.5, which the end-to-end tests exercise:
   `role` (leader | standby_leader | sync_standby | quorum_standby (4.0+) | replica),
   `state` (replicas report "streaming" since 3.0, "running" before), `timeline`, and
   for non-leaders `lag` in bytes or the string "unknown".
+* GET /config answers from any member with the dynamic configuration in the DCS (no
+  authentication; 502 while the member has none): `synchronous_mode` (true/"on"/...,
+  "quorum" since 4.0) tells whether the candidate of a planned switchover must be the
+  synchronous standby. Read after /cluster from each member, on the same connection.
 * POST /switchover {leader, candidate}: `leader` is required and must be the current
   leader; in synchronous mode (not quorum) the candidate must be the sync standby, else
   412. POST /failover {candidate}: `candidate` is required, works with or without a
@@ -38,6 +42,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -45,7 +50,7 @@ import httpx
 from ..config import NO_PASSWORD, Config, PatroniConfig
 from ..decide import Switchover
 from ..model import ClusterState, Member, MemberRole
-from ..ports import ActuatorError
+from ..ports import ActuatorError, PatroniRefusedError
 
 _ROLES = {
     "leader": MemberRole.LEADER,
@@ -85,6 +90,24 @@ def parse_cluster(data: Any, config: Config) -> ClusterState | None:
     return ClusterState(tuple(members), scope=scope if isinstance(scope, str) else None)
 
 
+_TRUE = frozenset({"on", "true", "yes", "1"})  # patroni/utils.py parse_bool
+
+
+def parse_synchronous_mode(data: Any) -> bool | None:
+    """Whether Patroni's dynamic configuration (GET /config) asks for synchronous replication,
+    read as patroni/global_config.py is_synchronous_mode does: synchronous_mode true (or "on",
+    "yes", 1) or "quorum", and not a standby cluster. None when `data` is no such document."""
+    if not isinstance(data, Mapping):
+        return None
+    standby = data.get("standby_cluster")
+    if isinstance(standby, Mapping) and any(
+        standby.get(key) for key in ("host", "port", "restore_command")
+    ):
+        return False
+    mode = str(data.get("synchronous_mode")).lower()
+    return mode in _TRUE or mode == "quorum"
+
+
 def reconcile(answers: Iterable[ClusterState | None]) -> ClusterState | None:
     """One view of the cluster from several members' /cluster answers (in config order).
 
@@ -98,6 +121,15 @@ def reconcile(answers: Iterable[ClusterState | None]) -> ClusterState | None:
     a leader is taken, else the first answer; None when no member answered. A stale answer
     alone (the up-to-date members silent) cannot be recognised from /cluster."""
     seen = [a for a in answers if a is not None]
+    view = _pick(seen)
+    if view is None or view.synchronous_mode is not None:
+        return view
+    # Its member's /config went unanswered: another member's reading of the same setting.
+    known = [a.synchronous_mode for a in seen if a.synchronous_mode is not None]
+    return replace(view, synchronous_mode=known[0]) if known else view
+
+
+def _pick(seen: list[ClusterState]) -> ClusterState | None:
     led = [(a, leader) for a in seen if (leader := a.leader) is not None]
     if not led:
         return seen[0] if seen else None
@@ -112,7 +144,8 @@ def reconcile(answers: Iterable[ClusterState | None]) -> ClusterState | None:
     # as a leader. ClusterState.leader is None with two leaders, so `decide` changes nothing.
     leaders = {leader.name: leader for _, leader in led}
     members = [leaders.pop(m.name, m) for m in seen[0].members] + list(leaders.values())
-    return ClusterState(tuple(members), scope=seen[0].scope)
+    first = seen[0]
+    return ClusterState(tuple(members), scope=first.scope, synchronous_mode=first.synchronous_mode)
 
 
 def ssl_context(tls: PatroniConfig) -> ssl.SSLContext:
@@ -159,16 +192,31 @@ class PatroniRest:
 
     # --- reading ------------------------------------------------------------------------
 
-    async def _get_cluster(self, client: httpx.AsyncClient, url: str) -> ClusterState | None:
+    async def _get_json(
+        self, client: httpx.AsyncClient, url: str, path: str, deadline: float
+    ) -> Any:
+        """GET `path` of one member by `deadline` (the loop's clock): its JSON, or None for
+        any failure."""
         try:
-            async with asyncio.timeout(self.timeout):  # the whole exchange, not per read
-                response = await client.get(f"{url.rstrip('/')}/cluster")
+            async with asyncio.timeout_at(deadline):  # the whole exchange, not per read
+                response = await client.get(f"{url.rstrip('/')}{path}")
             if response.status_code != 200:
                 return None
-            return parse_cluster(response.json(), self.config)
+            return response.json()
         except (httpx.HTTPError, ValueError, TimeoutError, ssl.SSLError):
             # ssl.SSLError: see _post; one member refusing must not cost the others' answers.
             return None
+
+    async def _get_cluster(self, client: httpx.AsyncClient, url: str) -> ClusterState | None:
+        """One member's /cluster, then its /config's synchronous_mode on the same connection
+        (no second TLS handshake) within the same timeout; None when /config did not answer,
+        which costs nothing of the /cluster answer."""
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        state = parse_cluster(await self._get_json(client, url, "/cluster", deadline), self.config)
+        if state is None:
+            return None
+        dynamic = await self._get_json(client, url, "/config", deadline)
+        return replace(state, synchronous_mode=parse_synchronous_mode(dynamic))
 
     async def read_cluster(self) -> ClusterState | None:
         """Every site's Patroni at once (a down site must not use up the round's time),
@@ -188,8 +236,9 @@ class PatroniRest:
     async def _post(self, urls: Iterable[str], path: str, body: dict[str, str]) -> str:
         """POST to the first URL that takes the request; returns Patroni's answer text.
 
-        Raises ActuatorError when Patroni refuses (no other member would answer
-        differently: they share the DCS) or when no URL could be reached."""
+        Raises PatroniRefusedError when Patroni refuses (no other member would answer
+        differently: they share the DCS, though for a moment their copies of it may differ,
+        which the caller may retry) or ActuatorError when no URL could be reached."""
         errors = []
         async with self._client(self.action_timeout) as client:
             for url in urls:
@@ -221,7 +270,7 @@ class PatroniRest:
                 if code == 503 and "DCS" in text:
                     errors.append(f"{target}: {text}")  # this member cannot reach etcd
                     continue
-                raise ActuatorError("patroni", f"Patroni refused {path} (HTTP {code}): {text}")
+                raise PatroniRefusedError(path, code, text)
         raise ActuatorError("patroni", f"no Patroni took {path}: {'; '.join(errors)}")
 
     async def switchover(self, action: Switchover) -> None:
