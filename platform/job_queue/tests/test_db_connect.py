@@ -264,3 +264,33 @@ def test_readyz_answers_503_within_its_timeout_when_the_database_is_silent(
         assert max(took) < 1.0 + MARGIN
     finally:
         stop_server(process)
+
+
+@pytest.mark.asyncio
+async def test_after_a_failover_the_promoted_host_is_reached_without_waiting_for_the_silent_one(
+    pg: PgCluster, silent_host: Callable[[], str]
+) -> None:
+    """The surviving site's view of a leader-site loss: the old primary is silent, the local
+    standby answers "not writable" until it is promoted. Once no host was writable, the one
+    that answered is tried first, so the first connection after the promotion costs no
+    per-host timeout of the silent host."""
+    root = cluster_root("nmpi-promoted-")
+    replica = pg.replica(root / "replica", free_port(), "promoted")
+    try:
+        silent = silent_host()
+        connector = Connector(settings_for(url_of(silent, local(replica))))
+        with pytest.raises(TimeoutError):
+            await connector.connect()  # silent, then a standby: nothing writable
+        replica.promote()
+        started = time.monotonic()
+        connection = await connector.connect()
+        took = time.monotonic() - started
+        await connection.close()
+        print(
+            f"\nfirst connection after the promotion: {took:.2f} s (per-host timeout {PER_HOST} s)"
+        )
+        assert connector.host == local(replica)
+        assert took < PER_HOST * 0.5
+    finally:
+        replica.remove()
+        shutil.rmtree(root, ignore_errors=True)

@@ -96,8 +96,9 @@ class Connector:
 
     Hosts are tried one after the other, each for at most
     `database_connect_timeout_per_host` seconds, all of them within
-    `database_connect_timeout`: the host that answered last first, then the others in the
-    URL's order. `host` is the host that answered last (None before the first connection).
+    `database_connect_timeout`: the host that answered last first (or, when none was
+    writable, one that answered rather than a silent one), then the others in the URL's
+    order. `host` is the host that answered last (None before the first connection).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -170,7 +171,13 @@ class Connector:
                 )
             self.host = host
             return connection
-        # Every host failed. Like asyncpg: a connection error if there was one (the last), else
+        # Every host failed. Try first next time a host that answered (a standby: the one to be
+        # promoted) rather than a silent one (partitioned): after a failover the new primary is
+        # then reached at once instead of after the silent host's per-host timeout.
+        answered = [i for i, (_, e, _) in zip(order, failures, strict=True) if not _silent(e)]
+        if answered and _silent(failures[0][1]):
+            self._preferred = answered[0]
+        # Like asyncpg: a connection error if there was one (the last), else
         # "no host matched" (every host answered, none writable). The notes name each host.
         errors = [e for _, e, _ in failures]
         raised = next(
@@ -182,6 +189,10 @@ class Connector:
             errors[-1],
         )
         raise _with_notes(raised, failures)
+
+
+def _silent(error: BaseException) -> bool:
+    return isinstance(error, TimeoutError)
 
 
 def _describe(error: BaseException, budget: float) -> str:
