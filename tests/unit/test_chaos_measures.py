@@ -93,8 +93,8 @@ def test_a_clean_row_passes_and_each_problem_is_named() -> None:
 
 def test_outage_limit_of_the_standby_site_cut() -> None:
     spec = SCENARIOS["standby-site-cut"]
-    row = Row("standby-site-cut", outage=12.5, acknowledged=10, name_at_leader=True, redundancy=5)
-    assert row.problems(spec) == ["outage 12.5 s > 10 s"]
+    row = Row("standby-site-cut", outage=16.5, acknowledged=10, name_at_leader=True, redundancy=5)
+    assert row.problems(spec) == ["outage 16.5 s > 15 s"]
 
 
 class _DnsServer:
