@@ -414,9 +414,19 @@ def etcd_healthy(url: str) -> bool:
         return False
 
 
-def start_etcd(directory: Path, size: int = 1) -> list[EtcdMember]:
+# The lab's etcd members are named after their hosts (the etcd role: inventory_hostname), so
+# the db VMs' members carry the Patroni member names the sites' db_members list, and the
+# witness's member is neutral.
+SITE_ETCD_NAMES = ("castor-db-1", "jusuf-db-1", "witness-1")
+
+
+def start_etcd(
+    directory: Path, size: int = 1, *, names: tuple[str, ...] | None = None
+) -> list[EtcdMember]:
+    """`size` members named m0, m1, ... or, with `names`, one member per name."""
     directory.mkdir(parents=True, exist_ok=True)
-    members = [EtcdMember(f"m{i}", free_port(), free_port(), directory) for i in range(size)]
+    names = names or tuple(f"m{i}" for i in range(size))
+    members = [EtcdMember(name, free_port(), free_port(), directory) for name in names]
     initial = ",".join(f"{m.name}={m.peer_url}" for m in members)
     token = uuid.uuid4().hex
     for member in members:
@@ -676,8 +686,12 @@ class World:
         return [e for e in events if name is None or e["event"] == name]
 
 
-def build_world(tmp_path: Path, etcd_url: str, dns_at: str = CASTOR_IP) -> Iterator[World]:
-    """Two HTTPS sites, a fake Patroni per site, BIND holding the name, a config for them."""
+def build_world(
+    tmp_path: Path, etcd_url: str | list[str], dns_at: str = CASTOR_IP
+) -> Iterator[World]:
+    """Two HTTPS sites, a fake Patroni per site, BIND holding the name, a config for them;
+    `etcd_url`: one member's, or every member's (e.g. the SITE_ETCD_NAMES cluster's)."""
+    etcd_urls = [etcd_url] if isinstance(etcd_url, str) else etcd_url
     ca = make_ca(tmp_path / "tls")
     castor, jusuf = HttpsSite(ca), HttpsSite(ca)
     cluster = two_site_cluster("castor")
@@ -687,11 +701,11 @@ def build_world(tmp_path: Path, etcd_url: str, dns_at: str = CASTOR_IP) -> Itera
         tmp_path / "config",
         probe_urls=(castor.url, jusuf.url),
         patroni_urls=([patroni[0].url], [patroni[1].url]),
-        etcd_urls=[etcd_url],
+        etcd_urls=etcd_urls,
         dns_port=bind.port,
         secret_file=bind.secret_file,
         ca_file=ca.ca_file,
-        etcd={"endpoints": [etcd_url], "lease_ttl": 3, "key": f"/test/{uuid.uuid4().hex}"},
+        etcd={"endpoints": etcd_urls, "lease_ttl": 3, "key": f"/test/{uuid.uuid4().hex}"},
     )
     try:
         yield World(load_config(path), ca, castor, jusuf, cluster, bind)
@@ -724,3 +738,14 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdMember]:
         yield member
     finally:
         member.stop()
+
+
+@pytest.fixture(scope="module")
+def etcd_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EtcdMember]]:
+    """Three members as deployed: castor-db-1, jusuf-db-1 (the sites') and witness-1."""
+    members = start_etcd(tmp_path_factory.mktemp("etcd-sites"), names=SITE_ETCD_NAMES)
+    try:
+        yield members
+    finally:
+        for member in members:
+            member.stop(signal.SIGKILL)  # a graceful stop of a leader can take seconds

@@ -14,6 +14,8 @@ from nmpi_failover.config import Config, parse_config
 from nmpi_failover.model import (
     ClusterState,
     DnsRecord,
+    EtcdLeaderView,
+    EtcdMemberView,
     FloatingIpState,
     LeaseState,
     LeaseStatus,
@@ -140,6 +142,7 @@ def observation(
     cluster_state: ClusterState | None = None,
     no_cluster: bool = False,
     floating_ips: Mapping[str, FloatingIpState] | None = None,
+    etcd_leader: EtcdLeaderView | None = None,
 ) -> Observation:
     """One round's view; `dns` names the site the record points at (None: unreadable).
     A failed probe answered with `<site>_status` (e.g. 503), else it timed out."""
@@ -150,4 +153,29 @@ def observation(
         dns=None if dns is None else DnsRecord("nmpi.lab.example.", frozenset({ADDRESS[dns]})),
         lease=lease if lease is not None else held(taken_at),
         floating_ips=floating_ips or {},
+        etcd_leader=etcd_leader,
+    )
+
+
+# The etcd members as deployed: named like their hosts, so the db VMs' members map to sites
+# by db_members and the witness's is neutral.
+ETCD_IDS = {"castor-db-1": 0xC1, "jusuf-db-1": 0x71, "witness-1": 0x31}
+ETCD_SITES = {"castor-db-1": "castor", "jusuf-db-1": "jusuf", "witness-1": None}
+
+
+def etcd_view(
+    leader: str = "castor-db-1",
+    *,
+    silent: tuple[str, ...] = (),
+    members: tuple[str, ...] = tuple(ETCD_IDS),
+) -> EtcdLeaderView:
+    """The etcd leader `leader`; the members in `silent` did not answer their status."""
+    return EtcdLeaderView(
+        leader=leader,
+        leader_id=ETCD_IDS[leader],
+        site=ETCD_SITES[leader],
+        members=tuple(
+            EtcdMemberView(name, ETCD_IDS[name], ETCD_SITES[name], name not in silent)
+            for name in members
+        ),
     )

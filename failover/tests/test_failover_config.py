@@ -98,7 +98,13 @@ BROKEN: list[tuple[str, Callable[[Data], None], str]] = [
     (
         "unknown-nested-key",
         put("etcd.ttl", 3),
-        "etcd.ttl: unknown key (allowed: ca_file, cert_file, endpoints, key, key_file, lease_ttl)",
+        "etcd.ttl: unknown key (allowed: ca_file, cert_file, endpoints, "
+        "keep_leader_off_database_sites, key, key_file, leader_move_interval, lease_ttl)",
+    ),
+    (
+        "etcd-leader-move-interval-zero",
+        put("etcd.leader_move_interval", 0),
+        "etcd.leader_move_interval: Input should be greater than 0",
     ),
     (
         "probe-url-not-https",

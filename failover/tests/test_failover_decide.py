@@ -24,6 +24,7 @@ from failover_testkit import (
     MEMBER,
     Replica,
     cluster,
+    etcd_view,
     held,
     make_config,
     observation,
@@ -34,6 +35,7 @@ from nmpi_failover.decide import (
     Alarm,
     Decision,
     Memory,
+    MoveEtcdLeader,
     MoveFloatingIp,
     NoAction,
     PendingSwitchover,
@@ -53,6 +55,7 @@ from nmpi_failover.health import SiteStatus
 from nmpi_failover.model import (
     ClusterState,
     DnsRecord,
+    EtcdLeaderView,
     FloatingIpState,
     LeaseState,
     LeaseStatus,
@@ -1137,6 +1140,121 @@ def test_the_daemons_unplanned_switchover_keeps_the_lag_rule_in_synchronous_mode
     decision = one_round(obs, history(CASTOR_DOWN))
     assert isinstance(decision, Switchover)
     assert (decision.candidate, decision.planned) == ("jusuf-db-1", False)
+
+
+# --- the etcd raft leader ------------------------------------------------------------------
+
+
+def test_converged_with_the_etcd_leader_at_the_database_leaders_site_moves_it_to_the_witness() -> (
+    None
+):
+    decision = one_round(observation(T, etcd_leader=etcd_view("castor-db-1")))
+    assert isinstance(decision, MoveEtcdLeader)
+    assert (decision.from_member, decision.to_member) == ("castor-db-1", "witness-1")
+    assert (decision.from_id, decision.to_id) == ("c1", "31")
+    assert "renews Patroni's leader key" in decision.reason
+    assert is_action(decision)
+    event = to_event(decision)
+    assert event["kind"] == "move_etcd_leader"
+    json.dumps(event)
+
+
+@pytest.mark.parametrize("leader", ["witness-1", "jusuf-db-1"])
+def test_an_etcd_leader_off_the_database_leaders_site_stays(leader: str) -> None:
+    decision = one_round(observation(T, etcd_leader=etcd_view(leader)))
+    assert isinstance(decision, NoAction)
+    assert decision.reason.startswith("converged")
+
+
+def test_the_etcd_leader_is_not_moved_when_unknown() -> None:
+    decision = one_round(observation(T, etcd_leader=None))
+    assert isinstance(decision, NoAction)
+    assert decision.reason.startswith("converged")
+
+
+def test_the_etcd_leader_follows_the_database_leader() -> None:
+    obs = observation(T, leader="jusuf", dns="jusuf", etcd_leader=etcd_view("jusuf-db-1"))
+    decision = one_round(obs)
+    assert isinstance(decision, MoveEtcdLeader)
+    assert (decision.from_member, decision.to_member) == ("jusuf-db-1", "witness-1")
+
+
+def test_a_moving_name_comes_before_the_etcd_leader() -> None:
+    decision = one_round(observation(T, dns="jusuf", etcd_leader=etcd_view()))
+    assert isinstance(decision, PointDns)
+
+
+@pytest.mark.parametrize("castor", ["+-", "++--"])
+def test_the_etcd_leader_stays_while_the_leaders_site_fails(castor: str) -> None:
+    obs = observation(T, castor=False, etcd_leader=etcd_view())
+    decision = one_round(obs, history(castor))
+    assert not isinstance(decision, MoveEtcdLeader)
+
+
+def test_the_etcd_leader_stays_while_a_switchover_is_under_way() -> None:
+    memory = Memory(history().health, PendingSwitchover("jusuf", T - 4))
+    decision = one_round(observation(T, etcd_leader=etcd_view()), memory)
+    assert isinstance(decision, NoAction)
+    assert "waiting for the leader to move" in decision.reason
+
+
+def test_the_etcd_leader_is_only_moved_by_the_acting_instance() -> None:
+    lease = LeaseState(LeaseStatus.NOT_HELD, holder="witness-2")
+    decision = one_round(observation(T, lease=lease, etcd_leader=etcd_view()))
+    assert isinstance(decision, NoAction)
+    assert "not the acting instance" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("view", "why"),
+    [
+        (etcd_view(silent=("witness-1",)), "no neutral member answers"),
+        (etcd_view(members=("castor-db-1", "jusuf-db-1")), "no neutral member answers"),
+        (etcd_view(silent=("castor-db-1",)), "does not answer"),
+    ],
+)
+def test_the_etcd_leader_stays_without_an_answering_neutral_member_and_leader(
+    view: EtcdLeaderView, why: str
+) -> None:
+    decision = one_round(observation(T, etcd_leader=view))
+    assert isinstance(decision, NoAction)
+    assert decision.reason.startswith("converged")
+    assert why in decision.reason
+
+
+def test_a_learner_is_no_target() -> None:
+    view = etcd_view()
+    members = tuple(replace(m, learner=m.site is None) for m in view.members)
+    decision = one_round(observation(T, etcd_leader=replace(view, members=members)))
+    assert isinstance(decision, NoAction)
+
+
+def test_the_etcd_leader_is_asked_to_move_at_most_once_per_interval() -> None:
+    interval = CONFIG.etcd.leader_move_interval
+    obs = observation(T, etcd_leader=etcd_view())
+    move = one_round(obs)
+    assert isinstance(move, MoveEtcdLeader)
+    # Failed (or etcd elected castor's member again): not asked again within the interval.
+    memory = Memory.start(CONFIG).observe(obs).acted(move, T, succeeded=False)
+    assert memory.etcd_moved_at == T
+    for later in (INTERVAL, interval - 1):
+        again = observation(T + later, etcd_leader=etcd_view())
+        decision = decide(again, memory.observe(again), CONFIG, T + later + READ_TIME)
+        assert isinstance(decision, NoAction)
+        assert "not again within 60 s" in decision.reason
+    after = observation(T + interval, etcd_leader=etcd_view())
+    decision = decide(after, memory.observe(after), CONFIG, T + interval + READ_TIME)
+    assert isinstance(decision, MoveEtcdLeader)
+
+
+def test_keeping_the_etcd_leader_off_can_be_turned_off() -> None:
+    config = make_config(
+        etcd={**BASE["etcd"], "keep_leader_off_database_sites": False, "leader_move_interval": 5}
+    )
+    obs = observation(T, etcd_leader=etcd_view())
+    decision = decide(obs, Memory.start(config).observe(obs), config, T + READ_TIME)
+    assert isinstance(decision, NoAction)
+    assert config.etcd.leader_move_interval == 5
 
 
 # --- events --------------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+from failover_testkit import etcd_view
 from nmpi_failover.metrics import Metrics
 from nmpi_failover.model import SiteProbe
 from prometheus_client import REGISTRY
@@ -43,6 +46,24 @@ def test_recording() -> None:
     metrics.set_alarm(None)
     assert value(metrics, "nmpi_failover_alarm", condition="replica_not_in_sync") == 0
     assert b"nmpi_failover_site_up" in metrics.render()
+
+
+def test_the_etcd_leader_against_the_database_leaders_site() -> None:
+    metrics = Metrics(["castor", "jusuf"])
+    name = "nmpi_failover_etcd_leader_at_database_site"
+    unknown = value(metrics, name)
+    assert unknown is not None
+    assert math.isnan(unknown)
+    metrics.set_etcd_leader(etcd_view("castor-db-1"), "castor")
+    assert value(metrics, name) == 1
+    metrics.set_etcd_leader(etcd_view("witness-1"), "castor")
+    assert value(metrics, name) == 0
+    metrics.set_etcd_leader(etcd_view("jusuf-db-1"), "castor")
+    assert value(metrics, name) == 0
+    metrics.set_etcd_leader(None, "castor")
+    after = value(metrics, name)
+    assert after is not None
+    assert math.isnan(after)
 
 
 def test_registries_are_private() -> None:

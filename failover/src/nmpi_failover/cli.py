@@ -27,7 +27,9 @@ floating IPs, reads the Patroni cluster state and the public DNS record, and con
 when the leader's site is down and the other site is healthy, it moves the name there and
 then, if that site is in sync, asks Patroni to switch over; when the other site answers but
 waits for its database and holds the synchronous standby, it moves the name ahead of
-Patroni's own promotion. Only the instance holding the etcd lease acts.
+Patroni's own promotion. Once converged, it keeps etcd's raft leader off the database
+leader's site (on the witness), so losing that site costs no etcd election, which would
+delay Patroni's promotion. Only the instance holding the etcd lease acts.
 It never fails back by itself: failback is a command.
 """
 
@@ -227,7 +229,8 @@ timeline than the leader (replica_timeline_diverged), a replica behind by more t
 max_replica_lag_bytes (replica_lagging; whether its lag keeps rising needs several rounds,
 which the daemon's metrics and journal report), a configured member absent from Patroni
 (member_missing). Each alarm says what Patroni does about it by itself and what to do if it
-does not.
+does not. The etcd line names etcd's raft leader, its site (or a neutral location: the
+witness) and which members answer.
 
 exit status: 0 whatever it sees; with --check, 1 when redundancy is lost or unknown
 (Patroni unreadable), 0 when the cluster is redundant. 2: invalid configuration.

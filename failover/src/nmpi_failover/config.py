@@ -281,6 +281,11 @@ class EtcdConfig(_Model):
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    # Keep the etcd raft leader off the database leader's site: on a neutral member (the
+    # witness) when one answers (decide.MoveEtcdLeader). At most one attempt per
+    # leader_move_interval seconds.
+    keep_leader_off_database_sites: bool = True
+    leader_move_interval: float = Field(default=60.0, gt=0)
 
     @field_validator("endpoints")
     @classmethod

@@ -10,8 +10,9 @@ the name is (or moves it); nothing is remembered as "still to do".
 While an action runs (a Patroni switchover can take tens of seconds) the lease is kept
 alive beside it; if it is lost, the action is cancelled, because a successor may already
 be acting. Every decision other than NoAction, every state change (site health, leader,
-DNS record, lease) and every action's outcome goes to the journal, the JSON log and the
-metrics. Repeats of the same alarm or dry-run decision are journaled once, not per round.
+DNS record, lease, etcd raft leader) and every action's outcome goes to the journal, the JSON
+log and the metrics. Repeats of the same alarm or dry-run decision are journaled once, not per
+round.
 
 Each round also assesses the cluster's redundancy (`redundancy.assess`): the metrics follow
 it every round; a redundancy alarm is journaled and logged (WARNING) when it starts and
@@ -45,6 +46,7 @@ from prometheus_client import start_http_server
 from .adapters.clock import SystemClock
 from .adapters.designate import DesignateDns
 from .adapters.dns_rfc2136 import Rfc2136Dns
+from .adapters.etcd_leader import EtcdLeadership as EtcdLeadershipAdapter
 from .adapters.etcd_lease import EtcdLease
 from .adapters.neutron_fip import NeutronFloatingIps
 from .adapters.patroni import PatroniRest
@@ -54,6 +56,7 @@ from .decide import (
     Alarm,
     Decision,
     Memory,
+    MoveEtcdLeader,
     MoveFloatingIp,
     PointDns,
     Switchover,
@@ -67,6 +70,7 @@ from .metrics import Metrics
 from .model import (
     ClusterState,
     DnsRecord,
+    EtcdLeaderView,
     FloatingIpState,
     LeaseState,
     LeaseStatus,
@@ -78,6 +82,7 @@ from .ports import (
     Clock,
     ClusterReader,
     DnsProvider,
+    EtcdLeadership,
     FloatingIps,
     Lease,
     PatroniActuator,
@@ -108,6 +113,7 @@ class Adapters:
     dns: DnsProvider
     lease: Lease
     floating_ips: FloatingIps | None = None
+    etcd: EtcdLeadership | None = None  # None: the etcd leader is neither read nor moved
 
 
 def build_adapters(config: Config, *, instance: str | None = None) -> Adapters:
@@ -121,7 +127,9 @@ def build_adapters(config: Config, *, instance: str | None = None) -> Adapters:
         if any(site.floating_ip for site in config.sites)
         else None
     )
-    return Adapters(prober, patroni, patroni, dns, EtcdLease(config, name=instance), fips)
+    lease = EtcdLease(config, name=instance)
+    etcd = EtcdLeadershipAdapter(config, lease)
+    return Adapters(prober, patroni, patroni, dns, lease, fips, etcd)
 
 
 @dataclass(frozen=True)
@@ -186,6 +194,8 @@ class Daemon:
         metrics.set_acting_leader(acting)
         if obs.dns is not None:
             metrics.set_active_site(self._site_of(obs.dns))
+        leader = obs.cluster.leader if obs.cluster else None
+        metrics.set_etcd_leader(obs.etcd_leader, leader.site if leader else None)
         # Reads that saw nothing count as errors of their actuator.
         if obs.cluster is None:
             metrics.record_actuator_error("patroni")
@@ -217,6 +227,14 @@ class Daemon:
             state["dns"] = ",".join(sorted(obs.dns.addresses)) or "no address"
         holder = f" ({obs.lease.holder})" if obs.lease.holder else ""
         state["lease"] = f"{obs.lease.status}{holder}"
+        if self.adapters.etcd is not None:
+            view = obs.etcd_leader
+            # Not journaled as "unreadable" while etcd stays unreadable: the lease says so.
+            state["etcd_leader"] = (
+                self._state.get("etcd_leader", "unknown")
+                if view is None
+                else f"{view.leader} at {view.site or 'a neutral location'}"
+            )
         return state
 
     def _state_changes(self, state: dict[str, str]) -> None:
@@ -309,10 +327,17 @@ class Daemon:
         )
         none_cluster: ClusterState | None = None
         none_dns: DnsRecord | None = None
-        lease, cluster, record, *rest = await asyncio.gather(
+        none_etcd: EtcdLeaderView | None = None
+        etcd_read = (
+            self._bounded("etcd leader", a.etcd.read(), deadline, none_etcd)
+            if a.etcd is not None
+            else asyncio.sleep(0, none_etcd)
+        )
+        lease, cluster, record, etcd_leader, *rest = await asyncio.gather(
             self._bounded("etcd", lease_read, deadline, unreachable),
             self._bounded("patroni", a.cluster.read_cluster(), deadline, none_cluster),
             self._bounded("dns", a.dns.read(), deadline, none_dns),
+            etcd_read,
             *(self._bounded(f"probe {s.name}", a.prober.probe(s), deadline, late) for s in sites),
             *fip_reads,
         )
@@ -330,6 +355,7 @@ class Daemon:
             dns=record if isinstance(record, DnsRecord) else None,
             lease=lease,
             floating_ips=fips,
+            etcd_leader=etcd_leader if isinstance(etcd_leader, EtcdLeaderView) else None,
         )
 
     # --- one round -------------------------------------------------------------------------
@@ -391,6 +417,10 @@ class Daemon:
             if a.floating_ips is None:
                 raise ActuatorError("neutron", "no floating IP adapter is configured")
             await a.floating_ips.move(decision)
+        elif isinstance(decision, MoveEtcdLeader):
+            if a.etcd is None:
+                raise ActuatorError("etcd", "no etcd leadership adapter is configured")
+            await a.etcd.move(decision)
 
     async def _keeping_lease(self, action: Awaitable[None]) -> None:
         """Run `action` while renewing the lease beside it; cancel it if the lease is lost."""

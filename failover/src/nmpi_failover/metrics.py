@@ -17,7 +17,7 @@ from typing import get_args
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from .decide import AlarmCondition, SwitchReason
-from .model import ClusterState, MemberRole, SiteProbe
+from .model import ClusterState, EtcdLeaderView, MemberRole, SiteProbe
 from .redundancy import Redundancy, RedundancyKind
 
 NAN = float("nan")
@@ -122,6 +122,14 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.etcd_leader_at_database_site = Gauge(
+            "nmpi_failover_etcd_leader_at_database_site",
+            "1 when the etcd raft leader is the member at the database leader's site (losing "
+            "that site then costs an etcd election, which renews Patroni's leader key and "
+            "delays the failover); 0 when it is elsewhere; NaN when either is unknown",
+            registry=r,
+        )
+        self.etcd_leader_at_database_site.set(NAN)
         for site in self.sites:
             self.site_up.labels(site=site).set(0)
             self.probe_duration.labels(site=site)
@@ -154,6 +162,13 @@ class Metrics:
 
     def set_acting_leader(self, acting: bool) -> None:
         self.acting_leader.set(1 if acting else 0)
+
+    def set_etcd_leader(self, view: EtcdLeaderView | None, database_site: str | None) -> None:
+        """Where the etcd leader is against the database leader's site (None: unknown)."""
+        if view is None or database_site is None:
+            self.etcd_leader_at_database_site.set(NAN)
+        else:
+            self.etcd_leader_at_database_site.set(1 if view.site == database_site else 0)
 
     def record_switch(self, reason: SwitchReason, at: float) -> None:
         self.switches.labels(reason=reason).inc()

@@ -121,6 +121,39 @@ class FloatingIpState:
 
 
 @dataclass(frozen=True)
+class EtcdMemberView:
+    """One etcd member as this round saw it."""
+
+    name: str
+    id: int  # etcd's member ID (uint64; etcdctl prints it in hex)
+    site: str | None  # the site whose db_members list its name; None: neutral (the witness)
+    answered: bool  # answered /v3/maintenance/status this round (started, reachable)
+    learner: bool = False  # a learner cannot be the raft leader
+
+
+@dataclass(frozen=True)
+class EtcdLeaderView:
+    """Where the etcd raft leader is: at a database site, or at a neutral location.
+
+    Read from the configured etcd endpoints (/v3/maintenance/status on each, the member
+    list from one): the leader is the one named by the answer with the highest raft term.
+    `decide` keeps it off the database leader's site (see `decide.MoveEtcdLeader`)."""
+
+    leader: str  # the leader member's name
+    leader_id: int
+    site: str | None  # the leader's site; None: a neutral member
+    members: tuple[EtcdMemberView, ...]
+
+    def member(self, member_id: int) -> EtcdMemberView | None:
+        return next((m for m in self.members if m.id == member_id), None)
+
+    @property
+    def neutral(self) -> tuple[EtcdMemberView, ...]:
+        """Members at no database site (the witness), in name order."""
+        return tuple(sorted((m for m in self.members if m.site is None), key=lambda m: m.name))
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything one round saw; taken_at is when the round started reading."""
 
@@ -131,3 +164,6 @@ class Observation:
     lease: LeaseState
     # Per site with a floating_ip block whose Neutron answered this round.
     floating_ips: Mapping[str, FloatingIpState] = field(default_factory=dict)
+    # The etcd raft leader and members; None: unread or unreadable (never an alarm by
+    # itself: the lease reports etcd trouble).
+    etcd_leader: EtcdLeaderView | None = None

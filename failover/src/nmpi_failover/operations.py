@@ -25,7 +25,7 @@ from .config import Config
 from .daemon import Adapters, Daemon
 from .decide import Refusal, Switchover, SwitchReason, plan_switchover, to_event
 from .journal import Journal, read_tail
-from .model import LeaseStatus, Member, MemberRole, Observation
+from .model import EtcdLeaderView, LeaseStatus, Member, MemberRole, Observation
 from .ports import ActuatorError, Clock, DnsConflictError, PatroniRefusedError
 from .redundancy import Redundancy, assess
 
@@ -65,6 +65,31 @@ def redundancy_report(redundancy: Redundancy | None) -> dict[str, Any]:
         "alarms": [
             {"kind": a.kind, "member": a.member, "site": a.site, "message": a.message}
             for a in redundancy.alarms
+        ],
+    }
+
+
+def etcd_report(
+    config: Config, view: EtcdLeaderView | None, database_site: str | None
+) -> dict[str, Any] | None:
+    """`status --json`'s "etcd": the raft leader, its site (None: neutral) and the members;
+    None when etcd's status was unreadable."""
+    if view is None:
+        return None
+    return {
+        "keep_leader_off_database_sites": config.etcd.keep_leader_off_database_sites,
+        "leader": view.leader,
+        "leader_site": view.site,
+        "at_database_leader_site": None if database_site is None else view.site == database_site,
+        "members": [
+            {
+                "name": m.name,
+                "id": f"{m.id:x}",
+                "site": m.site,
+                "answered": m.answered,
+                "learner": m.learner,
+            }
+            for m in sorted(view.members, key=lambda m: m.name)
         ],
     }
 
@@ -123,6 +148,7 @@ def status_report(
             "site": active,
         },
         "lease": {"status": str(observation.lease.status), "holder": observation.lease.holder},
+        "etcd": etcd_report(config, observation.etcd_leader, leader.site if leader else None),
         "events": list(events),
     }
 
@@ -205,11 +231,30 @@ def format_status(report: Mapping[str, Any]) -> str:
         lines.append("acting instance: unknown (etcd quorum unreachable)")
     else:
         lines.append(f"acting instance: {lease['holder'] or 'none (no daemon holds the lease)'}")
+    lines.append(_etcd_line(report.get("etcd")))
     lines.append("")
     lines.append("recent events:" if report["events"] else "recent events: none")
     for event in report["events"]:
         lines.append(f"  {event.get('time', '?')}  {event.get('event')}  {event_summary(event)}")
     return "\n".join(lines)
+
+
+def _etcd_line(etcd: Mapping[str, Any] | None) -> str:
+    if etcd is None:
+        return "etcd leader: unknown (etcd status unreadable)"
+    site = etcd["leader_site"]
+    where = f"at {site}" if site else "at a neutral location"
+    if etcd["at_database_leader_site"]:
+        where += ", the database leader's site"
+        if etcd["keep_leader_off_database_sites"]:
+            where += " (the acting daemon moves it to a neutral member)"
+    answering = [m for m in etcd["members"] if m["answered"]]
+    members = ", ".join(
+        f"{m['name']} ({m['site'] or 'neutral'}{'' if m['answered'] else ', NOT ANSWERING'})"
+        for m in etcd["members"]
+    )
+    count = f"{len(answering)}/{len(etcd['members'])} answering"
+    return f"etcd leader: {etcd['leader']} {where}; members: {members}; {count}"
 
 
 def _redundancy_lines(redundancy: Mapping[str, Any]) -> list[str]:

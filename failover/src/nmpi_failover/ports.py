@@ -11,8 +11,15 @@ from __future__ import annotations
 from typing import Protocol
 
 from .config import SiteConfig
-from .decide import MoveFloatingIp, Switchover
-from .model import ClusterState, DnsRecord, FloatingIpState, LeaseState, SiteProbe
+from .decide import MoveEtcdLeader, MoveFloatingIp, Switchover
+from .model import (
+    ClusterState,
+    DnsRecord,
+    EtcdLeaderView,
+    FloatingIpState,
+    LeaseState,
+    SiteProbe,
+)
 
 
 class ActuatorError(Exception):
@@ -97,3 +104,13 @@ class FloatingIps(Protocol):
         ...
 
     async def move(self, action: MoveFloatingIp) -> None: ...
+
+
+class EtcdLeadership(Protocol):
+    async def read(self) -> EtcdLeaderView | None:
+        """The etcd raft leader and members, names mapped to sites; None if unreadable."""
+        ...
+
+    async def move(self, action: MoveEtcdLeader) -> None:
+        """etcd's leadership transfer, sent to the current leader; ActuatorError("etcd")."""
+        ...

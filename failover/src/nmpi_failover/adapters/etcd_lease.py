@@ -43,6 +43,34 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text)
 
 
+async def etcd_post(
+    client: httpx.AsyncClient,
+    endpoint: str,
+    path: str,
+    body: dict[str, Any],
+    budget: float,
+) -> dict[str, Any]:
+    """POST `body` to one endpoint's JSON gateway; its JSON answer, or EtcdError."""
+    try:
+        response = await client.post(f"{endpoint}{path}", json=body, timeout=budget)
+    except httpx.TimeoutException:
+        raise EtcdError(
+            f"{endpoint}: no answer within {budget:.2g} s (down or no quorum)"
+        ) from None
+    except httpx.HTTPError as exc:
+        raise EtcdError(f"{endpoint}: {type(exc).__name__}: {exc}") from None
+    try:
+        data = response.json()
+    except ValueError:
+        raise EtcdError(f"{endpoint}{path}: HTTP {response.status_code}, not JSON") from None
+    if not isinstance(data, dict):
+        raise EtcdError(f"{endpoint}{path}: unexpected answer {data!r}")
+    if response.status_code != 200 or "error" in data:
+        message = data.get("message") or data.get("error") or response.reason_phrase
+        raise EtcdError(f"{endpoint}{path}: HTTP {response.status_code}: {message}")
+    return data
+
+
 class EtcdLease:
     """`ports.Lease` on an etcd v3 cluster, trying each configured endpoint in turn."""
 
@@ -76,37 +104,11 @@ class EtcdLease:
 
     # --- HTTP ----------------------------------------------------------------------------
 
-    def _client(self) -> httpx.AsyncClient:
+    def client(self) -> httpx.AsyncClient:
+        """A client with the lease's TLS identity (CA, client certificate), built once."""
         if self._verify is None:
             self._verify = httpx.create_ssl_context(trust_env=False)
         return httpx.AsyncClient(verify=self._verify, trust_env=False)
-
-    async def _post(
-        self,
-        client: httpx.AsyncClient,
-        endpoint: str,
-        path: str,
-        body: dict[str, Any],
-        budget: float,
-    ) -> dict[str, Any]:
-        try:
-            response = await client.post(f"{endpoint}{path}", json=body, timeout=budget)
-        except httpx.TimeoutException:
-            raise EtcdError(
-                f"{endpoint}: no answer within {budget:.2g} s (down or no quorum)"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise EtcdError(f"{endpoint}: {type(exc).__name__}: {exc}") from None
-        try:
-            data = response.json()
-        except ValueError:
-            raise EtcdError(f"{endpoint}{path}: HTTP {response.status_code}, not JSON") from None
-        if not isinstance(data, dict):
-            raise EtcdError(f"{endpoint}{path}: unexpected answer {data!r}")
-        if response.status_code != 200 or "error" in data:
-            message = data.get("message") or data.get("error") or response.reason_phrase
-            raise EtcdError(f"{endpoint}{path}: HTTP {response.status_code}: {message}")
-        return data
 
     def _order(self) -> list[int]:
         count = len(self.endpoints)
@@ -121,7 +123,7 @@ class EtcdLease:
         errors: list[str] = []
         deadline = self._monotonic() + self.timeout
         order = self._order()
-        async with self._client() as client:
+        async with self.client() as client:
             for tried, index in enumerate(order):
                 share = max(deadline - self._monotonic(), 0.0) / (len(order) - tried)
                 if share <= 0.001:
@@ -151,7 +153,7 @@ class EtcdLease:
         sent = self._monotonic()
         ttl = 0
         if self.lease_id is not None:
-            data = await self._post(
+            data = await etcd_post(
                 client, endpoint, "/v3/lease/keepalive", {"ID": str(self.lease_id)}, left()
             )
             # An expired or unknown lease comes back without TTL (proto3 omits the 0).
@@ -160,7 +162,7 @@ class EtcdLease:
                 self.lease_id = None
         if self.lease_id is None:
             sent = self._monotonic()
-            data = await self._post(client, endpoint, "/v3/lease/grant", {"TTL": self.ttl}, left())
+            data = await etcd_post(client, endpoint, "/v3/lease/grant", {"TTL": self.ttl}, left())
             self.lease_id = int(data["ID"])
             ttl = int(data.get("TTL", 0))
         key = _b64(self.key)
@@ -179,7 +181,7 @@ class EtcdLease:
             ],
             "failure": [{"request_range": {"key": key}}],
         }
-        data = await self._post(client, endpoint, "/v3/kv/txn", txn, left())
+        data = await etcd_post(client, endpoint, "/v3/kv/txn", txn, left())
         valid_until = sent + ttl
         if data.get("succeeded"):
             return LeaseState(LeaseStatus.HELD, holder=self.name, valid_until=valid_until)
@@ -209,7 +211,7 @@ class EtcdLease:
         """Who holds the key, by a linearizable read (needs quorum); takes nothing."""
 
         async def read(client: httpx.AsyncClient, endpoint: str, budget: float) -> LeaseState:
-            data = await self._post(
+            data = await etcd_post(
                 client, endpoint, "/v3/kv/range", {"key": _b64(self.key)}, budget
             )
             return self._from_range(data.get("kvs", []), None)
@@ -228,9 +230,7 @@ class EtcdLease:
 
         async def revoke(client: httpx.AsyncClient, endpoint: str, budget: float) -> None:
             try:
-                await self._post(
-                    client, endpoint, "/v3/lease/revoke", {"ID": str(lease_id)}, budget
-                )
+                await etcd_post(client, endpoint, "/v3/lease/revoke", {"ID": str(lease_id)}, budget)
             except EtcdError as exc:
                 if "lease not found" not in str(exc):  # already expired: nothing to release
                     raise
