@@ -161,24 +161,19 @@ class ClusterView:
 
 def cluster_view(lab: deployment.Deployment, timeout: float = 2.0) -> ClusterView | None:
     """Patroni's /cluster from the first member that answers; None when none does."""
+    try:
+        body = lab.patroni_cluster(timeout=timeout)
+    except OSError:
+        return None
     sites = {h.name: h.site for h in lab.hosts.values()}
-    for site in ("castor", "jusuf"):
-        address = lab.host(site, "db").public_ip
-        try:
-            status, body = lab.get_json(f"https://{address}:8008/cluster", timeout=timeout)
-        except OSError:
-            continue
-        if status != 200 or not isinstance(body, dict):
-            continue
-        members = list(body.get("members", []))
-        leader = next((m for m in members if m.get("role") == "leader"), None)
-        return ClusterView(
-            leader=leader["name"] if leader else None,
-            leader_site=sites.get(leader["name"]) if leader else None,
-            timeline=int(leader["timeline"]) if leader and "timeline" in leader else None,
-            members=members,
-        )
-    return None
+    members = list(body.get("members", []))
+    leader = next((m for m in members if m.get("role") == "leader"), None)
+    return ClusterView(
+        leader=leader["name"] if leader else None,
+        leader_site=sites.get(leader["name"]) if leader else None,
+        timeline=int(leader["timeline"]) if leader and "timeline" in leader else None,
+        members=members,
+    )
 
 
 def dns_answer(lab: deployment.Deployment) -> list[str] | None:

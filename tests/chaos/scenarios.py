@@ -395,24 +395,25 @@ def active_web_vm_killed(s: Session) -> None:
     s.heal()
 
 
-def db_leader_vm_killed(s: Session) -> None:
+def _db_leader_vm_fault(
+    s: Session, fault: Callable[[str], None], heal: Callable[[str], None]
+) -> None:
+    """Fault the database leader's VM until users are served again, then heal it."""
     site = s.chaos.leader_site() or PREFERRED_SITE
     db = s.chaos.lab.host(site, "db").name
     s.fault()
-    lab_chaos.kill_instance(db)
+    fault(db)
     s.wait_served()
-    s.chaos.start_server(db)
+    heal(db)
     s.heal()
+
+
+def db_leader_vm_killed(s: Session) -> None:
+    _db_leader_vm_fault(s, lab_chaos.kill_instance, s.chaos.start_server)
 
 
 def db_leader_vm_frozen(s: Session) -> None:
-    site = s.chaos.leader_site() or PREFERRED_SITE
-    db = s.chaos.lab.host(site, "db").name
-    s.fault()
-    lab_chaos.freeze_instance(db)
-    s.wait_served()
-    lab_chaos.thaw_instance(db)
-    s.heal()
+    _db_leader_vm_fault(s, lab_chaos.freeze_instance, lab_chaos.thaw_instance)
 
 
 def witness_cut(s: Session) -> None:

@@ -95,13 +95,13 @@ class Deployment:
         status, _ = self.get_json(f"https://{self.host(site, 'web').public_ip}/readyz")
         return int(status)
 
-    def patroni_cluster(self) -> dict[str, Any]:
+    def patroni_cluster(self, timeout: float = 10) -> dict[str, Any]:
         """Patroni's /cluster, from the first database member that answers."""
         errors = []
         for site in ("castor", "jusuf"):
             address = self.host(site, "db").public_ip
             try:
-                _, body = self.get_json(f"https://{address}:8008/cluster")
+                _, body = self.get_json(f"https://{address}:8008/cluster", timeout=timeout)
                 return dict(body)
             except OSError as exc:
                 errors.append(f"{address}: {exc}")
