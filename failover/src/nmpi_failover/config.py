@@ -370,6 +370,18 @@ class Config(_Model):
     def site_names(self) -> tuple[str, str]:
         return (self.sites[0].name, self.sites[1].name)
 
+    @property
+    def round_deadline(self) -> float:
+        """How long one round may read: past probe_timeout, well before the next round."""
+        return (self.probe_timeout + self.interval) / 2
+
+    @property
+    def observation_max_age(self) -> float:
+        """The oldest observation (counted from the start of its reads) that may be acted
+        on: its reads may take the whole round deadline, and acting more than one interval
+        after that means the loop stalled (a frozen process, an overloaded machine)."""
+        return self.round_deadline + self.interval
+
     def site(self, name: str) -> SiteConfig:
         for site in self.sites:
             if site.name == name:

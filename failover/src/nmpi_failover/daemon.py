@@ -145,11 +145,6 @@ class _LeaseLostError(Exception):
     pass
 
 
-def round_deadline(config: Config) -> float:
-    """How long one round may read: past probe_timeout, well before the next round."""
-    return (config.probe_timeout + config.interval) / 2
-
-
 class Daemon:
     def __init__(
         self,
@@ -311,7 +306,7 @@ class Daemon:
     async def observe(self, *, take_lease: bool = True) -> Observation:
         """One concurrent read of everything; `take_lease=False` only looks at the lease."""
         a = self.adapters
-        deadline = round_deadline(self.config)
+        deadline = self.config.round_deadline
         taken_at = self.clock.monotonic()
         late = SiteProbe(ok=False, error=f"no answer within the round deadline ({deadline:g} s)")
         unreachable = LeaseState(LeaseStatus.ETCD_UNREACHABLE)
@@ -435,7 +430,7 @@ class Daemon:
                 state = await self._bounded(
                     "etcd",
                     self.adapters.lease.refresh(),
-                    round_deadline(self.config),
+                    self.config.round_deadline,
                     LeaseState(LeaseStatus.ETCD_UNREACHABLE),
                 )
                 self._lease_state = state
@@ -502,7 +497,7 @@ class Daemon:
     async def shutdown(self) -> None:
         """Release the lease, so a standby instance can act at once instead of after TTL."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(round_deadline(self.config)):
+            async with asyncio.timeout(self.config.round_deadline):
                 await self.adapters.lease.release()
         self.metrics.set_acting_leader(False)
         self._journal("stopped", {"dry_run": self.dry_run})

@@ -374,10 +374,11 @@ def _stale(observation: Observation, config: Config, now: float) -> str | None:
     age = now - observation.taken_at
     if age < 0:
         return f"observation is dated {-age:.1f} s in the future; not acting on it"
-    if age > config.interval:
+    if age > config.observation_max_age:
         return (
-            f"observation is stale ({age:.1f} s old, more than one interval of "
-            f"{config.interval:g} s); not acting on it"
+            f"observation is stale ({age:.1f} s old, more than the round deadline of "
+            f"{config.round_deadline:g} s plus one interval of {config.interval:g} s); "
+            "not acting on it"
         )
     return None
 
