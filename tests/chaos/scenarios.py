@@ -34,8 +34,9 @@ from tests.support import REPO
 REDUNDANCY_DEADLINE = 60.0
 # How long we keep polling for redundancy before giving up (to report the real figure).
 REDUNDANCY_WAIT = 240.0
-# A site or VM stays lost at least this long, and until users are served again.
-FAULT_HOLD = 30.0
+# A site or VM stays lost at least this long, and until users are served again: twice the
+# failover daemon's lease TTL (10 s), so a lost witness also costs the daemon its lease.
+FAULT_HOLD = 20.0
 FAULT_MAX = 90.0
 PREFERRED_SITE = "castor"
 
@@ -450,9 +451,11 @@ def dns_server_stopped(s: Session) -> None:
         time.sleep(2)
 
 
-FLAPS = 5
+# Cuts shorter than the daemon's down threshold (3 failed rounds of 2 s) and Patroni's TTL,
+# with time between them for every probe to pass again.
+FLAPS = 4
 FLAP_CUT = 3.0
-FLAP_PERIOD = 20.0
+FLAP_PERIOD = 12.0
 
 
 def flapping(s: Session) -> None:
