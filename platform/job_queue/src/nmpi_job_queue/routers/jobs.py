@@ -51,7 +51,7 @@ async def list_jobs(
             query = query.where(models.Job.collab.in_(collab))
     else:
         if collab:
-            require_viewable(caller, collab, "jobs")
+            await require_viewable(session, caller, collab, "jobs")
             query = query.where(models.Job.collab.in_(collab))
         elif not caller.is_admin or not user_id:
             query = query.where(models.Job.user_id == caller.username)

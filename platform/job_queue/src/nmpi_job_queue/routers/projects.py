@@ -9,7 +9,14 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from sqlalchemy import delete, or_, select
 
 from .. import models
-from ..dependencies import AsAdmin, Caller, CurrentUser, DbSession, require_admin
+from ..dependencies import (
+    AsAdmin,
+    Caller,
+    CurrentUser,
+    DbSession,
+    require_admin,
+    require_viewable,
+)
 from ..domain import projects as domain
 from ..identity import Provider, User
 from ..openapi import error_response
@@ -44,15 +51,7 @@ async def list_projects(
     """Resource requests of the collabs the caller may view (all of them, for admins)."""
     query = select(models.Project)
     if collab:
-        if not user.is_admin:
-            public = await domain.public_collabs(session, collab)
-            refused = [c for c in collab if not user.can_view(c, c in public)]
-            if refused:
-                raise HTTPException(
-                    status.HTTP_403_FORBIDDEN,
-                    detail=f"you may not view the resource requests of collab(s): "
-                    f"{', '.join(refused)}",
-                )
+        await require_viewable(session, user, collab, "resource requests")
         query = query.where(models.Project.collab.in_(collab))
     elif not user.is_admin:
         query = query.where(domain.visible_condition(user))

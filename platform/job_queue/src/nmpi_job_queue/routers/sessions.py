@@ -11,7 +11,7 @@ from sqlalchemy import select
 from .. import models
 from ..dependencies import AppSettings, Caller, CurrentProvider, DbSession, require_viewable
 from ..domain import quotas
-from ..identity import Provider, User
+from ..identity import Provider, User, public_collabs
 from ..schemas.jobs import ResourceUsage
 from ..schemas.service import Session, SessionCreation, SessionStatus, SessionUpdate
 from ..units import usage_units
@@ -61,7 +61,10 @@ async def _get_visible(
     if lock:
         query = query.with_for_update()
     row = (await session.execute(query)).scalar_one_or_none()
-    if row is None or not _can_view(caller, row):
+    if row is None or not (
+        _can_view(caller, row)
+        or (isinstance(caller, User) and await public_collabs(session, [row.collab]))
+    ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no session with id {session_id}")
     return row
 
@@ -118,7 +121,7 @@ async def list_sessions(
             query = query.where(models.Session.collab.in_(collab))
     else:
         if collab:
-            require_viewable(caller, collab, "sessions")
+            await require_viewable(session, caller, collab, "sessions")
             query = query.where(models.Session.collab.in_(collab))
         else:
             query = query.where(models.Session.user_id == caller.username)
