@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import delete, select
 
-from .. import models
+from .. import models, paging
 from ..dependencies import (
     AppSettings,
     AsAdmin,
@@ -30,6 +30,8 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 @router.get("/", response_model=list[Job], response_model_exclude_none=True)
 async def list_jobs(
+    request: Request,
+    response: Response,
     session: DbSession,
     caller: Caller,
     status_: Annotated[list[JobStatus] | None, Query(alias="status")] = None,
@@ -39,10 +41,12 @@ async def list_jobs(
     hardware_platform: Annotated[list[str] | None, Query()] = None,
     date_range_start: datetime | None = None,
     date_range_end: datetime | None = None,
-    size: Annotated[int, Query(ge=1, le=100_000)] = 10,
-    from_index: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    size: paging.PageSize = paging.DEFAULT_PAGE_SIZE,
+    from_index: paging.FromIndex = 0,
+    before_id: paging.BeforeId = None,
 ) -> list[Job]:
-    """Jobs, newest first. Without `collab`, a user sees only their own jobs."""
+    """Jobs, newest first (removed jobs never). Without `collab`, a user sees only their own
+    jobs. Paged: a `Link: <...>; rel="next"` header gives the next page's URL."""
     query = select(models.Job).where(models.Job.status != "removed")
     if isinstance(caller, Provider):
         platforms = set(hardware_platform or caller.platforms) & caller.platforms
@@ -67,8 +71,14 @@ async def list_jobs(
         query = query.where(models.Job.timestamp_submission >= domain.as_utc(date_range_start))
     if date_range_end:
         query = query.where(models.Job.timestamp_submission <= domain.as_utc(date_range_end))
-    query = query.order_by(models.Job.id.desc()).offset(from_index).limit(size)
+    if before_id is not None:
+        query = query.where(models.Job.id < before_id)
+    limit = paging.page_size(size)
+    query = query.order_by(models.Job.id.desc()).offset(from_index).limit(limit + 1)
     rows = (await session.execute(query)).scalars().all()
+    if len(rows) > limit:
+        rows = rows[:limit]
+        paging.link_next(request, response, before_id=rows[-1].id)
     return [domain.to_schema(job) for job in rows]
 
 
