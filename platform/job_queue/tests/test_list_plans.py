@@ -96,10 +96,13 @@ def page_plan(
     before_id: int | None = None,
 ) -> dict[str, Any]:
     """The plan of the service's query for this page, once its result is checked."""
-    query = job_lists.page_query(listing, limit=limit, offset=offset, before_id=before_id)
+    query, parameters = job_lists.page_query(
+        listing, limit=limit, offset=offset, before_id=before_id
+    )
     compiled = query.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
     assert compiled.positiontup is not None
-    values = [compiled.params[name] for name in compiled.positiontup]
+    bound = compiled.construct_params(parameters)
+    values = [bound[name] for name in compiled.positiontup]
     plan = explain(conn, str(compiled), values, generic=generic)
     arguments = ", ".join(["%s"] * len(values))
     with psycopg.ClientCursor(conn) as cursor:

@@ -23,19 +23,20 @@ status) pair are read to check them, still pair by pair and newest first.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Integer,
     Select,
     String,
-    cast,
+    bindparam,
     column,
     func,
-    literal,
     literal_column,
     select,
     true,
@@ -67,28 +68,27 @@ class JobListing:
         return not self.values or not self.statuses
 
 
-def _unnest(values: Sequence[str], name: str) -> tuple[TableValuedAlias, ColumnElement[str]]:
-    """A one-column table of `values` (one array parameter: the same SQL for any number)."""
-    array = cast(literal(list(values)), ARRAY(String))
+def _unnest(name: str) -> tuple[TableValuedAlias, ColumnElement[str]]:
+    """A one-column table of the values of the array parameter `name` (one parameter, so the
+    SQL is the same for any number of values)."""
+    array = bindparam(name, type_=ARRAY(String))  # typed: asyncpg is told it is VARCHAR[]
     table = func.unnest(array).table_valued(column("value", String)).render_derived(name=name)
     return table, table.c.value
 
 
-def page_query(
-    listing: JobListing, *, limit: int, offset: int = 0, before_id: int | None = None
+def _statement(
+    key_column: KeyColumn, conditions: Sequence[ColumnElement[bool]], cursor: bool
 ) -> Select[models.Job]:
-    """Up to `limit` jobs of `listing`, newest first, after skipping `offset` of them, all with
-    an id below `before_id` if given."""
-    keys, key = _unnest(listing.values, "k")
-    statuses, status = _unnest(listing.statuses, "s")
-    conditions = [getattr(J, listing.key) == key, J.status == status, *listing.conditions]
-    if before_id is not None:
-        conditions.append(J.id < before_id)
+    keys, key = _unnest("keys")
+    statuses, status = _unnest("statuses")
+    where = [getattr(J, key_column) == key, J.status == status, *conditions]
+    if cursor:
+        where.append(J.id < bindparam("before_id", type_=BigInteger))
     newest = (
         select(J.id)
-        .where(*conditions)
+        .where(*where)
         .order_by(J.id.desc())
-        .limit(offset + limit)
+        .limit(bindparam("scan_limit", type_=Integer))
         .lateral("newest")
     )
     page = (
@@ -97,8 +97,8 @@ def page_query(
         .join(statuses, true())
         .join(newest, true())
         .order_by(newest.c.id.desc())
-        .offset(offset)
-        .limit(limit)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
         .subquery("page")
     )
     # Each row by its primary key. A plain join would do with a known LIMIT; but a prepared
@@ -107,3 +107,31 @@ def page_query(
     # flattening this LATERAL subquery into such a join: one index lookup per id, always.
     row = select(J).where(J.id == page.c.id).limit(literal_column("1", Integer)).lateral("job")
     return select(aliased(J, row)).select_from(page).join(row, true()).order_by(page.c.id.desc())
+
+
+@functools.cache
+def _plain_statement(key_column: KeyColumn, cursor: bool) -> Select[models.Job]:
+    """Built once: building the statement costs more CPU than the rest of running it."""
+    return _statement(key_column, (), cursor)
+
+
+def page_query(
+    listing: JobListing, *, limit: int, offset: int = 0, before_id: int | None = None
+) -> tuple[Select[models.Job], dict[str, Any]]:
+    """The statement and its parameters for up to `limit` jobs of `listing`, newest first,
+    after skipping `offset` of them, all with an id below `before_id` if given."""
+    cursor = before_id is not None
+    if listing.conditions:
+        statement = _statement(listing.key, listing.conditions, cursor)
+    else:
+        statement = _plain_statement(listing.key, cursor)
+    parameters: dict[str, Any] = {
+        "keys": list(dict.fromkeys(listing.values)),  # a value twice would list its jobs twice
+        "statuses": list(dict.fromkeys(listing.statuses)),
+        "scan_limit": offset + limit,
+        "offset": offset,
+        "limit": limit,
+    }
+    if cursor:
+        parameters["before_id"] = before_id
+    return statement, parameters

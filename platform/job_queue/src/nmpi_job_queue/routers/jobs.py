@@ -90,8 +90,10 @@ async def list_jobs(
     if listing.empty:
         return []
     limit = paging.page_size(size)
-    query = job_lists.page_query(listing, limit=limit + 1, offset=from_index, before_id=before_id)
-    rows = (await session.execute(query)).scalars().all()
+    query, parameters = job_lists.page_query(
+        listing, limit=limit + 1, offset=from_index, before_id=before_id
+    )
+    rows = (await session.execute(query, parameters)).scalars().all()
     if len(rows) > limit:
         rows = rows[:limit]
         paging.link_next(request, response, before_id=rows[-1].id)

@@ -133,8 +133,8 @@ async def list_sessions(
             query = query.where(models.Session.hardware_platform.in_(hardware_platform))
     if status_:
         query = query.where(models.Session.status.in_([s.value for s in status_]))
-    if before_id is not None:
-        query = query.where(models.Session.id < before_id)
+    if before_id is not None:  # sessions.id is an INTEGER: a larger bound means all of them
+        query = query.where(models.Session.id <= min(before_id - 1, 2**31 - 1))
     limit = paging.page_size(size)
     query = query.order_by(models.Session.id.desc()).offset(from_index).limit(limit + 1)
     rows = list((await session.execute(query)).scalars())
