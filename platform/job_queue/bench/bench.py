@@ -4,14 +4,14 @@ Starts a throw-away PostgreSQL cluster (tests/pg_harness.py), migrates it, bulk-
 with COPY, serves the API with `nmpi-job-queue serve --workers W` on 127.0.0.1 and measures:
 
   (a) job submissions per second with 16 concurrent clients (POST /jobs/)
-  (b) GET /jobs/?collab=... latency, p50 and p99, with size=10 and size=100, with --jobs jobs
-      in the database of which --collab-jobs belong to the collab listed
+  (b) GET /jobs/?collab=... latency, p50 and p99, and the database's time for its query
+      (planning and execution, from pg_stat_statements), with size=10 and size=100, with --jobs
+      jobs in the database of which --collab-jobs belong to the collab listed
   (c) claims per second of 4 pollers draining a platform queue (GET /jobs/next/{platform})
-  (d) GET /jobs/?collab=... latency, p50, and the database's time for its query (planning and
-      execution, from pg_stat_statements) of a quiet collab whose --quiet-jobs jobs are all
-      older than the --jobs of the busy ones: its first page (size=10), and a page at depth
-      --deep by from_index (offset) and by keyset (the before_id cursor that the Link header
-      gives; "n/a" for a server without it)
+  (d) GET /jobs/?collab=... latency, p50, and the database's time for its query, of a quiet
+      collab whose --quiet-jobs jobs are all older than the --jobs of the busy ones: its first
+      page (size=10), and a page at depth --deep by from_index (offset) and by keyset (the
+      before_id cursor that the Link header gives; "n/a" for a server without it)
 
 The jobs are loaded with COPY, then VACUUM ANALYZE (what autovacuum does soon after).
 Each figure is the median over --rounds rounds. Everything (clients, server, database) shares
@@ -335,23 +335,6 @@ async def submissions_per_second(base: str, accounts: Accounts, jobs: int, clien
             await session.aclose()
 
 
-def list_latencies(base: str, accounts: Accounts, size: int, requests: int) -> list[float]:
-    """Milliseconds of `requests` sequential listings of the collab's newest jobs."""
-    headers = {"Authorization": f"Bearer {accounts.token}"}
-    params: dict[str, str | int] = {"collab": accounts.collab, "size": size}
-    timings = []
-    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
-        for _ in range(10):  # warm-up: connection, caches, the token cache
-            client.get("/jobs/", params=params).raise_for_status()
-        for _ in range(requests):
-            started = time.perf_counter()
-            reply = client.get("/jobs/", params=params)
-            timings.append((time.perf_counter() - started) * 1000)
-            if reply.status_code != 200 or len(reply.json()) != size:
-                raise RuntimeError(f"listing failed: {reply.status_code} {reply.text[:300]}")
-    return timings
-
-
 def page_latencies(
     base: str, database_url: str, accounts: Accounts, params: dict[str, str | int], requests: int
 ) -> tuple[list[float], float]:
@@ -363,7 +346,7 @@ def page_latencies(
         httpx.Client(base_url=base, headers=headers, timeout=60) as client,
         psycopg.connect(database_url, autocommit=True) as stats,
     ):
-        for _ in range(3):
+        for _ in range(10):  # warm-up: connection, caches, the token cache
             client.get("/jobs/", params=params).raise_for_status()
         stats.execute("SELECT pg_stat_statements_reset()")
         for _ in range(requests):
@@ -564,18 +547,22 @@ def main(argv: list[str] | None = None) -> int:
         with serve(database_url, args.workers, root / "server.log") as (base, server_pid):
             log(f"serving on {base} with {args.workers} workers")
             meter = CpuMeter(server_pid, postmaster)
-            lists: dict[int, tuple[list[float], list[float]]] = {}
+            lists: dict[int, tuple[list[float], list[float], list[float]]] = {}
             for size in (10, 100):
-                p50s, p99s = [], []
+                p50s, p99s, dbs = [], [], []
+                listing: dict[str, str | int] = {"collab": accounts.collab, "size": size}
                 for n in range(args.rounds):
-                    timings = list_latencies(base, accounts, size, args.list_requests)
+                    timings, db_ms = page_latencies(
+                        base, database_url, accounts, listing, args.list_requests
+                    )
                     p50s.append(percentile(timings, 50))
                     p99s.append(percentile(timings, 99))
+                    dbs.append(db_ms)
                     log(
-                        f"list size={size} round {n + 1}: "
-                        f"p50 {p50s[-1]:.1f} ms, p99 {p99s[-1]:.1f} ms"
+                        f"list size={size} round {n + 1}: p50 {p50s[-1]:.1f} ms, "
+                        f"p99 {p99s[-1]:.1f} ms, database {db_ms:.2f} ms"
                     )
-                lists[size] = (p50s, p99s)
+                lists[size] = (p50s, p99s, dbs)
 
             cursor = keyset_cursor(base, accounts, deep)
             keyset: dict[str, str | int] | None = None if cursor is None else {"before_id": cursor}
@@ -644,9 +631,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     ]
     figures: dict[str, Any] = {"submissions_per_s": submit, "claims_per_s": claims}
-    for size, (p50s, p99s) in lists.items():
+    for size, (p50s, p99s, dbs) in lists.items():
         p50, p99 = statistics.median(p50s), statistics.median(p99s)
         rows.append((f"list size={size} p50 ms", f"{p50:.1f}", fmt(p50s), ""))
+        rows.append(
+            (f"list size={size} database ms", f"{statistics.median(dbs):.2f}", fmt(dbs, 2), "")
+        )
+        figures[f"list_size{size}_database_ms"] = statistics.median(dbs)
         rows.append(
             (
                 f"list size={size} p99 ms",
