@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import HTTPException, Path, status
+from fastapi import Depends, HTTPException, Path, status
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,10 +16,27 @@ from ..identity import Provider, User
 from ..schemas.jobs import Comment, DataItem, DataSet, Job, JobStatus, ResourceUsage
 from ..units import usage_units
 
-# Ids in paths are bounded by their columns (jobs.id BIGINT, comments.id INTEGER): a larger
-# number is refused with 422 rather than overflowing in PostgreSQL (a 500).
-JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the job's id")]
-CommentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the comment's id")]
+MAX_JOB_ID = 2**63 - 1  # jobs.id is a BIGINT
+MAX_COMMENT_ID = 2**31 - 1  # comments.id an INTEGER
+
+
+# An integer outside its column's range (0, negative, past BIGINT) names no job: 404 as for a
+# missing one, which the nmpi client reports as "No such job" (a 422 reaches the user as a
+# list of validation errors), and the number never reaches PostgreSQL (where it would overflow).
+def _job_id(job_id: Annotated[int, Path(description="the job's id")]) -> int:
+    if not 1 <= job_id <= MAX_JOB_ID:
+        raise not_found(job_id)
+    return job_id
+
+
+def _comment_id(comment_id: Annotated[int, Path(description="the comment's id")]) -> int:
+    if not 1 <= comment_id <= MAX_COMMENT_ID:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no comment {comment_id}")
+    return comment_id
+
+
+JobId = Annotated[int, Depends(_job_id)]
+CommentId = Annotated[int, Depends(_comment_id)]
 
 
 def comment_to_schema(comment: models.Comment) -> Comment:
