@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, status
 from sqlalchemy import select
@@ -15,9 +15,11 @@ from .. import models
 from ..identity import Provider, User
 from ..schemas.jobs import Comment, DataItem, DataSet, Job, JobStatus, ResourceUsage
 from ..units import usage_units
+from . import paths
 
 MAX_JOB_ID = 2**63 - 1  # jobs.id is a BIGINT
 MAX_COMMENT_ID = 2**31 - 1  # comments.id an INTEGER
+NO_REPOSITORY = "none"  # output_data.repository of a job without outputs
 
 
 # An integer outside its column's range (0, negative, past BIGINT) names no job: 404 as for a
@@ -50,18 +52,25 @@ def comment_to_schema(comment: models.Comment) -> Comment:
     )
 
 
+def _output_item(item: dict[str, Any]) -> DataItem:
+    # Sites may publish outputs by URL only; the nmpi client needs a path to save them under.
+    path = item.get("path") or paths.path_from_url(item["url"])
+    return DataItem.model_validate({**item, "path": path})
+
+
 def to_schema(
     job: models.Job,
     *,
     log: str | None = None,
     comments: Sequence[models.Comment] | None = None,
 ) -> Job:
-    output = None
-    if job.output_data:
-        output = DataSet(
-            repository=job.output_repository or "unknown",
-            files=[DataItem.model_validate(item) for item in job.output_data],
-        )
+    """Every field present, as in the reference's documents: null when unknown or not asked for
+    (log, comments), while output_data is always a data set (its files possibly []): the nmpi
+    client reads job["output_data"]["files"] of any finished job."""
+    output = DataSet(
+        repository=job.output_repository or NO_REPOSITORY,
+        files=[_output_item(item) for item in job.output_data or []],
+    )
     usage = None
     if job.resource_usage is not None:
         usage = ResourceUsage(value=job.resource_usage, units=usage_units(job.hardware_platform))
@@ -75,7 +84,7 @@ def to_schema(
         status=JobStatus(job.status),
         hardware_platform=job.hardware_platform,
         hardware_config=job.hardware_config,
-        input_data=[DataItem.model_validate(i) for i in job.input_data] if job.input_data else None,
+        input_data=[DataItem.model_validate(i) for i in job.input_data or []],
         output_data=output,
         provenance=job.provenance,
         resource_usage=usage,

@@ -28,7 +28,7 @@ from ..units import Platform
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-@router.get("/", response_model=list[Job], response_model_exclude_none=True)
+@router.get("/", response_model=list[Job])
 async def list_jobs(
     session: DbSession,
     caller: Caller,
@@ -75,7 +75,6 @@ async def list_jobs(
 @router.post(
     "/",
     status_code=status.HTTP_201_CREATED,
-    response_model_exclude_none=True,
     responses={
         400: error_response("Unknown hardware_platform (or a body that cannot be read)"),
         403: error_response("No quota left for this platform in the collab"),
@@ -123,7 +122,7 @@ async def submit_job(
     return domain.to_schema(job)
 
 
-@router.get("/{job_id}", response_model_exclude_none=True)
+@router.get("/{job_id}")
 async def get_job(
     job_id: domain.JobId,
     session: DbSession,

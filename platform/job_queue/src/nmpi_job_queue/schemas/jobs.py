@@ -76,8 +76,8 @@ class Job(BaseModel):
     status: JobStatus
     hardware_platform: str
     hardware_config: dict[str, Any] | None = None
-    input_data: list[DataItem] | None = None
-    output_data: DataSet | None = None
+    input_data: list[DataItem] = []
+    output_data: DataSet  # files may be [] (the client reads output_data["files"])
     provenance: dict[str, Any] | None = None
     resource_usage: ResourceUsage | None = None
     tags: list[str] = []
