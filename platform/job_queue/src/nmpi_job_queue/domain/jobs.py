@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -94,6 +95,16 @@ def to_schema(
         comments=[comment_to_schema(c) for c in comments] if comments is not None else None,
         log=log,
     )
+
+
+def ignored_fields_warning(names: Iterable[str]) -> str:
+    """A Warning header (RFC 7234, code 299: "miscellaneous persistent warning") naming the
+    unknown fields of a submission that were ignored. Names are cut short and ASCII-escaped: they
+    come from the client and must fit a quoted header value."""
+    names = list(names)
+    shown = [json.dumps(name[:60])[1:-1] for name in names[:20]]
+    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+    return f'299 nmpi-job-queue "unknown fields ignored: {", ".join(shown)}{more}"'
 
 
 def as_utc(moment: datetime) -> datetime:
