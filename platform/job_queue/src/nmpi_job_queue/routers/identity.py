@@ -33,6 +33,6 @@ async def my_collabs(user: CurrentUser) -> list[str]:
 
     A list of ids, as the reference answers: its Job Manager app uses each item as the
     collab's id. The reference lists only those that already have a resource request; here
-    every one does, as a first job gets an automatic test project.
+    all of them, since a collab's first job gets an automatic test project anyway.
     """
     return [c for c in user.collabs if user.role_in(c) in ("editor", "administrator")]
