@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated
 
@@ -26,9 +27,16 @@ from ..schemas.jobs import Job, JobStatus, JobSubmission
 from ..units import Platform
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+log = logging.getLogger("nmpi_job_queue.jobs")
+
+IGNORED_FIELDS_HEADER = {
+    "description": "Present when the submission had unknown fields, which were ignored: "
+    '299 nmpi-job-queue "unknown fields ignored: <names>"',
+    "schema": {"type": "string"},
+}
 
 
-@router.get("/", response_model=list[Job], response_model_exclude_none=True)
+@router.get("/", response_model=list[Job])
 async def list_jobs(
     session: DbSession,
     caller: Caller,
@@ -75,17 +83,23 @@ async def list_jobs(
 @router.post(
     "/",
     status_code=status.HTTP_201_CREATED,
-    response_model_exclude_none=True,
     responses={
+        201: {"headers": {"Warning": IGNORED_FIELDS_HEADER}},
         400: error_response("Unknown hardware_platform (or a body that cannot be read)"),
         403: error_response("No quota left for this platform in the collab"),
         404: error_response("No such collab, or the caller may not submit to it"),
     },
 )
 async def submit_job(
-    body: JobSubmission, session: DbSession, user: CurrentUser, settings: AppSettings
+    body: JobSubmission,
+    session: DbSession,
+    user: CurrentUser,
+    settings: AppSettings,
+    response: Response,
 ) -> Job:
-    """Submit a job to a platform's queue, in a collab where the caller may edit."""
+    """Submit a job to a platform's queue, in a collab where the caller may edit.
+
+    Unknown fields are ignored (as by the reference service) and named in a Warning header."""
     if body.hardware_platform not in set(Platform):
         known = ", ".join(p.value for p in Platform)
         raise HTTPException(
@@ -120,10 +134,13 @@ async def submit_job(
     )
     session.add(job)
     await session.commit()  # the INSERT returns the server defaults (eager_defaults)
+    if body.model_extra:
+        response.headers["Warning"] = domain.ignored_fields_warning(body.model_extra)
+        log.info("unknown job fields ignored", extra={"fields": sorted(body.model_extra)[:20]})
     return domain.to_schema(job)
 
 
-@router.get("/{job_id}", response_model_exclude_none=True)
+@router.get("/{job_id}")
 async def get_job(
     job_id: domain.JobId,
     session: DbSession,

@@ -43,7 +43,7 @@ def _forbidden_platform(platform: str) -> HTTPException:
     )
 
 
-@router.get("/jobs/next/{platform}", response_model_exclude_none=True)
+@router.get("/jobs/next/{platform}")
 async def take_next_job(platform: str, session: DbSession, provider: CurrentProvider) -> Job:
     """Claim the oldest submitted job of `platform` (it becomes `validated`); 404 when none."""
     if not provider.serves(platform):
@@ -58,7 +58,6 @@ async def take_next_job(platform: str, session: DbSession, provider: CurrentProv
 
 @router.put(
     "/jobs/{job_id}",
-    response_model_exclude_none=True,
     responses={
         400: error_response("resource_usage.units do not match the platform's units"),
         409: error_response("A status change that the job's state does not allow"),

@@ -40,9 +40,14 @@ class ResourceUsage(BaseModel):
 
 
 class JobSubmission(BaseModel):
-    """What the nmpi client POSTs to /jobs/."""
+    """What the nmpi client POSTs to /jobs/.
 
-    model_config = ConfigDict(extra="forbid")
+    Unknown fields are ignored, as the reference does (a client resubmitting a job document
+    it read sends status, id, user_id...), and named in a Warning header of the reply:
+    "allow" keeps them in model_extra for that, and nothing else reads them.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     code: str = Field(min_length=1, max_length=10_000_000)
     command: str | None = Field(default=None, max_length=10_000)
@@ -76,8 +81,8 @@ class Job(BaseModel):
     status: JobStatus
     hardware_platform: str
     hardware_config: dict[str, Any] | None = None
-    input_data: list[DataItem] | None = None
-    output_data: DataSet | None = None
+    input_data: list[DataItem] = []
+    output_data: DataSet  # files may be [] (the client reads output_data["files"])
     provenance: dict[str, Any] | None = None
     resource_usage: ResourceUsage | None = None
     tags: list[str] = []

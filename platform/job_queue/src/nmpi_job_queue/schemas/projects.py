@@ -19,7 +19,7 @@ class ProjectStatus(StrEnum):
 class Quota(BaseModel):
     id: int
     resource_uri: str
-    project: str
+    project: str  # the project's resource_uri, as the reference gives it
     platform: str
     units: str
     limit: float

@@ -37,13 +37,6 @@ class UserInfo(BaseModel):
     roles: dict[str, list[str]]
 
 
-class Collab(BaseModel):
-    id: str
-    title: str
-    public: bool
-    role: str | None
-
-
 class SessionStatus(StrEnum):
     running = "running"
     finished = "finished"
