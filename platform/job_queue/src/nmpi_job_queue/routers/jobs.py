@@ -18,7 +18,7 @@ from ..dependencies import (
     require_admin,
     require_viewable,
 )
-from ..domain import data_items, quotas
+from ..domain import data_items, quotas, states
 from ..domain import jobs as domain
 from ..identity import Provider
 from ..openapi import error_response
@@ -60,7 +60,7 @@ async def list_jobs(
     if user_id:
         query = query.where(models.Job.user_id.in_(user_id))
     if status_:
-        query = query.where(models.Job.status.in_([s.value for s in status_]))
+        query = query.where(models.Job.status.in_(states.listed_statuses(status_)))
     if tags:
         query = query.where(models.Job.tags.overlap(tags))
     if date_range_start:
