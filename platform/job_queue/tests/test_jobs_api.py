@@ -160,7 +160,9 @@ def test_remove_hides_the_job(
     client = api(alice.token)
     job = submit(client, alice.collab)
     assert client.delete(f"/jobs/{job['id']}").status_code == 204
-    assert client.get(f"/jobs/{job['id']}").status_code == 404
+    gone = client.get(f"/jobs/{job['id']}")
+    assert gone.status_code == 410
+    assert gone.json()["detail"].startswith(f"job {job['id']} was removed by its owner")
     assert job["id"] not in [
         j["id"] for j in client.get("/jobs/", params={"collab": alice.collab}).json()
     ]
