@@ -171,18 +171,20 @@ async def delete_job(
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     # Editors may not remove a colleague's job (the reference allows only the owner and admins);
     # a collab's administrators may, as they answer for its work and its quota.
-    owner = job.user_id == user.username
-    if not (owner or user.role_in(job.collab) == "administrator" or user.is_admin):
+    if not (
+        job.user_id == user.username or user.role_in(job.collab) == "administrator" or user.is_admin
+    ):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             detail=f"only the job's owner ({job.user_id}), an administrator of collab "
             f"{job.collab} or a platform administrator may remove job {job_id}",
         )
-    if job.status != "removed":  # platform administrators see removed jobs: keep the first record
-        job.status = "removed"
-        job.removed_by = user.username
-        job.removed_at = datetime.now(UTC)
-        job.removal_reason = reason
-        log.info("job removed", extra={**audit, "reason": reason})
+    if job.status == "removed":  # platform administrators see removed jobs: keep the first record
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    job.status = "removed"
+    job.removed_by = user.username
+    job.removed_at = datetime.now(UTC)
+    job.removal_reason = reason
     await session.commit()
+    log.info("job removed", extra={**audit, "reason": reason})
     return Response(status_code=status.HTTP_204_NO_CONTENT)
