@@ -31,6 +31,7 @@ BAD_BODY = error_response("The body cannot be read (not UTF-8, not JSON), or a v
 UNAUTHENTICATED = error_response("No credentials, or invalid ones (Bearer token or x-api-key)")
 FORBIDDEN = error_response("Not allowed to this caller (role, kind of caller, or admin action)")
 NOT_FOUND = error_response("No such object, or not visible to the caller")
+GONE = error_response("The job was removed: the detail says by whom, when and why")
 UNAVAILABLE = error_response(
     "Maintenance switch, or no writable database (failover in progress): retry later",
     headers={"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
@@ -59,6 +60,8 @@ def _add_error_responses(document: dict[str, Any]) -> None:
                 responses.setdefault("403", FORBIDDEN)
             if any(p.get("in") == "path" for p in parameters):
                 responses.setdefault("404", NOT_FOUND)
+            if "{job_id}" in path:
+                responses.setdefault("410", GONE)
             if path not in ALWAYS_OPEN:
                 responses.setdefault("503", UNAVAILABLE)
 

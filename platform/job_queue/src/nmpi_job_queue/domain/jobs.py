@@ -94,6 +94,9 @@ def to_schema(
         timestamp_completion=job.timestamp_completion,
         comments=[comment_to_schema(c) for c in comments] if comments is not None else None,
         log=log,
+        removed_by=job.removed_by,
+        removed_at=job.removed_at,
+        removal_reason=job.removal_reason,
     )
 
 
@@ -137,15 +140,34 @@ def can_edit(user: User, job: models.Job) -> bool:
     return job.user_id == user.username or user.can_edit(job.collab)
 
 
+def removal_detail(job: models.Job) -> str:
+    """Who removed the job, when and why, for the users who could see it."""
+    by = job.removed_by or "unknown"
+    who = f"its owner ({by})" if by == job.user_id else f"{by}, an administrator,"
+    when = f" on {job.removed_at:%Y-%m-%d %H:%M:%S %Z}" if job.removed_at else ""
+    why = f": {job.removal_reason}" if job.removal_reason else ""
+    return f"job {job.id} was removed by {who}{when}{why}"
+
+
 async def get_visible(
     session: AsyncSession, caller: User | Provider, job_id: int, *, lock: bool = False
 ) -> models.Job:
-    """The job, if it exists and the caller may see it; 404 otherwise (existence is not leaked)."""
+    """The job, if it exists and the caller may see it; 404 otherwise (existence is not leaked).
+    A removed job answers 410 with who removed it to the users who could see it before."""
     query = select(models.Job).where(models.Job.id == job_id)
     if lock:
         query = query.with_for_update()
     job = (await session.execute(query)).scalar_one_or_none()
-    if job is None or not can_view(caller, job):
+    if job is None:
+        raise not_found(job_id)
+    if (
+        job.status == "removed"
+        and isinstance(caller, User)
+        and not caller.is_admin
+        and (job.user_id == caller.username or caller.can_view(job.collab))
+    ):
+        raise HTTPException(status.HTTP_410_GONE, detail=removal_detail(job))
+    if not can_view(caller, job):
         raise not_found(job_id)
     return job
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -19,7 +19,7 @@ from ..dependencies import (
     require_admin,
     require_viewable,
 )
-from ..domain import data_items, quotas
+from ..domain import data_items, quotas, states
 from ..domain import jobs as domain
 from ..identity import Provider
 from ..openapi import error_response
@@ -68,7 +68,7 @@ async def list_jobs(
     if user_id:
         query = query.where(models.Job.user_id.in_(user_id))
     if status_:
-        query = query.where(models.Job.status.in_([s.value for s in status_]))
+        query = query.where(models.Job.status.in_(states.listed_statuses(status_)))
     if tags:
         query = query.where(models.Job.tags.overlap(tags))
     if date_range_start:
@@ -156,18 +156,50 @@ async def get_job(
     )
 
 
-@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        403: error_response("Neither the job's owner nor an administrator of its collab"),
+        410: error_response("Already removed: the detail says by whom, when and why"),
+    },
+)
 async def delete_job(
-    job_id: domain.JobId, session: DbSession, user: CurrentUser, as_admin: AsAdmin = False
+    job_id: domain.JobId,
+    session: DbSession,
+    user: CurrentUser,
+    as_admin: AsAdmin = False,
+    reason: Annotated[
+        str | None, Query(max_length=1000, description="why, shown to the job's owner")
+    ] = None,
 ) -> Response:
-    """Mark a job removed; with as_admin=true an administrator deletes it for good."""
+    """Mark a job removed: its owner, an administrator of its collab or a platform administrator
+    may; who, when and why are kept. With as_admin=true a platform administrator deletes it for
+    good (only the log line remains)."""
     job = await domain.get_visible(session, user, job_id, lock=True)
+    audit = {"job_id": job_id, "owner": job.user_id, "collab": job.collab, "by": user.username}
     if as_admin:
         require_admin(user, as_admin)
         await session.execute(delete(models.Job).where(models.Job.id == job_id))
-    else:
-        if not domain.can_edit(user, job):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may not remove this job")
-        job.status = "removed"
+        await session.commit()
+        log.info("job deleted", extra={**audit, "reason": reason})
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    # Editors may not remove a colleague's job (the reference allows only the owner and admins);
+    # a collab's administrators may, as they answer for its work and its quota.
+    if not (
+        job.user_id == user.username or user.role_in(job.collab) == "administrator" or user.is_admin
+    ):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"only the job's owner ({job.user_id}), an administrator of collab "
+            f"{job.collab} or a platform administrator may remove job {job_id}",
+        )
+    if job.status == "removed":  # platform administrators see removed jobs: keep the first record
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    job.status = "removed"
+    job.removed_by = user.username
+    job.removed_at = datetime.now(UTC)
+    job.removal_reason = reason
     await session.commit()
+    log.info("job removed", extra={**audit, "reason": reason})
     return Response(status_code=status.HTTP_204_NO_CONTENT)

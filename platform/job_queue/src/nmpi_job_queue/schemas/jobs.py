@@ -90,6 +90,10 @@ class Job(BaseModel):
     timestamp_completion: datetime | None = None
     comments: list[Comment] | None = None
     log: str | None = None
+    # Set on removed jobs, which only administrators (and the site serving them) can read.
+    removed_by: str | None = None
+    removed_at: datetime | None = None
+    removal_reason: str | None = None
 
 
 class JobUpdate(BaseModel):
