@@ -32,6 +32,8 @@ UNAUTHENTICATED = error_response("No credentials, or invalid ones (Bearer token 
 FORBIDDEN = error_response("Not allowed to this caller (role, kind of caller, or admin action)")
 NOT_FOUND = error_response("No such object, or not visible to the caller")
 GONE = error_response("The job was removed: the detail says by whom, when and why")
+TOO_LARGE = error_response("The body is over its size limit (see docs/limits.md)")
+URI_TOO_LONG = error_response("The path and query string are over their size limit")
 UNAVAILABLE = error_response(
     "Maintenance switch, or no writable database (failover in progress): retry later",
     headers={"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
@@ -46,6 +48,26 @@ def _add_error_responses(document: dict[str, Any]) -> None:
         "properties": {"detail": {"type": "string", "title": "Detail"}},
         "required": ["detail"],
     }
+    # FastAPI's 422 reply is replaced (validation.validation_failed): describe the new one.
+    schemas["ValidationError"] = {
+        "title": "ValidationError",
+        "type": "object",
+        "properties": {
+            "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+            "msg": {"type": "string"},
+            "type": {"type": "string"},
+        },
+        "required": ["loc", "msg", "type"],
+    }
+    schemas["HTTPValidationError"] = {
+        "title": "HTTPValidationError",
+        "type": "object",
+        "properties": {
+            "detail": {"type": "string", "description": "every error, readable"},
+            "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+        },
+        "required": ["detail", "errors"],
+    }
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
@@ -55,6 +77,8 @@ def _add_error_responses(document: dict[str, Any]) -> None:
             headers = {p["name"].lower() for p in parameters if p.get("in") == "header"}
             if "requestBody" in operation:
                 responses.setdefault("400", BAD_BODY)
+                responses.setdefault("413", TOO_LARGE)
+            responses.setdefault("414", URI_TOO_LONG)
             if headers & {"authorization", "x-api-key"}:
                 responses.setdefault("401", UNAUTHENTICATED)
                 responses.setdefault("403", FORBIDDEN)

@@ -112,6 +112,7 @@ async def submit_job(
             detail=f"collab '{body.collab}' not found or you may not submit jobs to it "
             "(editor or administrator role needed)",
         )
+    data_items.refuse_unsafe(body.input_data or [], "input_data")
     available = await quotas.ensure_test_quota(
         session, body.collab, body.hardware_platform, user.username, settings.auto_test_quota
     )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import PlainTextResponse
+from sqlalchemy import func, select
 
+from .. import limits, models
 from ..dependencies import Caller, CurrentProvider, DbSession
 from ..domain import jobs as domain
 
@@ -37,12 +39,23 @@ async def _text_body(request: Request) -> str:
         ) from None
 
 
+def _check_length(job_id: int, length: int) -> None:
+    # Every read of the job with its log carries it: bounded like every other field.
+    if length > limits.LOG_MAX_CHARS:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            detail=f"a job's log has at most {limits.LOG_MAX_CHARS} characters (job {job_id}'s "
+            f"would have {length}): send its tail, and publish the whole log as an output file",
+        )
+
+
 @router.put("/jobs/{job_id}/log", response_class=PlainTextResponse, openapi_extra=_TEXT_BODY)
 async def replace_log(
     job_id: domain.JobId, request: Request, session: DbSession, provider: CurrentProvider
 ) -> str:
     """Replace the job's log with the request body (text/plain)."""
     content = await _text_body(request)
+    _check_length(job_id, len(content))
     await domain.get_visible(session, provider, job_id)
     await domain.write_log(session, job_id, content, append=False)
     await session.commit()
@@ -55,7 +68,13 @@ async def append_log(
 ) -> str:
     """Append the request body (text/plain) to the job's log."""
     content = await _text_body(request)
-    await domain.get_visible(session, provider, job_id)
+    _check_length(job_id, len(content))
+    # The job's row lock serializes appends, so that two cannot both pass the check below.
+    await domain.get_visible(session, provider, job_id, lock=True)
+    current = await session.scalar(
+        select(func.char_length(models.JobLog.content)).where(models.JobLog.job_id == job_id)
+    )
+    _check_length(job_id, (current or 0) + len(content))
     await domain.write_log(session, job_id, content, append=True)
     await session.commit()
     return await domain.load_log(session, job_id)
