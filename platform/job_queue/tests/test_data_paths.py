@@ -148,8 +148,8 @@ def test_provider_cannot_publish_unsafe_outputs(
     assert "files[0]" not in detail
     # Nothing of the refused update was kept, not even its status.
     stored = user.get(f"/jobs/{job['id']}").json()
-    assert stored["status"] == "validated"
-    assert not stored.get("output_data")
+    assert stored["status"] == "submitted"  # claimed (a lease), never confirmed
+    assert stored["output_data"]["files"] == []
 
     publish = {"repository": "site storage", "files": _files(site, "C:\\x", "a\\..\\..\\x")}
     refused = provider.put(f"/jobs/{job['id']}/output_data", json=publish)
@@ -234,3 +234,27 @@ def test_client_downloads_stay_in_their_folder(
         assert Path(name).read_text() == "spikes\n"
     outside = [p for p in workdir.rglob("*") if not p.is_relative_to(download)]
     assert outside == []
+
+
+@hypothesis.settings(max_examples=500, deadline=None)
+@hypothesis.given(
+    st.text(min_size=0, max_size=2000).map(lambda path: "https://site.example/" + path)
+    | st.builds(
+        lambda segments: "https://site.example/" + "/".join(segments),
+        st.lists(
+            st.sampled_from(
+                ["..", ".", "CON", "nul.txt", "~root", "a:b", "%2e%2e", "x" * 300, "é"]
+            ),
+            max_size=8,
+        ),
+    )
+)
+def test_paths_derived_from_urls_follow_the_rule(url: str) -> None:
+    # The service derives a path for items published by URL only (domain/paths.py): it must
+    # pass the same rule as a path a site gives, and fit the path limit of the response.
+    from nmpi_job_queue import limits
+    from nmpi_job_queue.domain.paths import path_from_url
+
+    derived = path_from_url(url)
+    assert unsafe_path_reason(derived) is None, (url, derived)
+    assert len(derived) <= limits.PATH_MAX_CHARS
