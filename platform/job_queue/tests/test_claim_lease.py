@@ -188,6 +188,13 @@ def test_unconfirmed_claim_returns_to_the_queue_and_the_late_site_is_fenced(
     assert by_claim.status_code == 409
     assert "is not the current claim" in by_claim.json()["detail"]
     assert client.job_status(uri) == "submitted"
+    # Nor can it write into the new holder's log.
+    text = {"Content-Type": "text/plain"}
+    for method in ("PUT", "PATCH"):
+        late_log = dead.request(method, f"{uri}/log", content="late site\n", headers=text)
+        assert late_log.status_code == 409, (method, late_log.text)
+    assert other.patch(f"{uri}/log", content="holder\n", headers=text).status_code == 200
+    assert other.get(f"{uri}/log").text == "holder\n"
 
     for step in ("validated", "running"):
         assert other.put(uri, json={"status": step}).status_code == 200

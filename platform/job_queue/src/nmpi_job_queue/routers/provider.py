@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from ..dependencies import AppSettings, CurrentProvider, DbSession
+from ..dependencies import AppSettings, ClaimHeader, CurrentProvider, DbSession, require_holder
 from ..domain import claims, data_items, quotas, states
 from ..domain import jobs as domain
 from ..openapi import error_response
@@ -23,15 +22,6 @@ from ..units import usage_units
 router = APIRouter(tags=["providers"])
 
 STATUS_IGNORED_HEADER = "X-NMPI-Status-Ignored"
-
-ClaimHeader = Annotated[
-    uuid.UUID | None,
-    Header(
-        alias=claims.CLAIM_HEADER,
-        description="the claim id GET /jobs/next gave; when sent, it must be the job's current "
-        "claim (otherwise the provider must be the one holding the claim)",
-    ),
-]
 
 
 class Claim(BaseModel):
@@ -103,10 +93,7 @@ async def update_job(
     On a job its user removed, usage, log and outputs are recorded and the job stays removed:
     the status change is ignored and the X-NMPI-Status-Ignored header says so."""
     job = await domain.get_visible(session, provider, job_id, lock=True)
-    try:
-        claims.check_holder(job, provider.name, claim)
-    except claims.ClaimConflictError as conflict:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(conflict)) from None
+    require_holder(job, provider.name, claim)
     current = JobStatus(job.status)
     if body.status is not None and current is JobStatus.removed:
         # The site's last word on a job removed meanwhile carries its accounting: keep it.
