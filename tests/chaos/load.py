@@ -5,7 +5,8 @@
   cached answer expires), TLS checked against the lab CA for the public name.
 - A reader gets the newest acknowledged job back.
 - Two pollers claim jobs as a hardware site's workers do (GET /jobs/next/{platform} with the
-  provider's key); a job handed to two claims is a double claim.
+  provider's key) and confirm each claim (PUT status running), so no lease runs out behind
+  them; a job handed to two claims is a double claim.
 
 Every attempt is recorded with its times and the address it went to. Timeouts are bounded
 (connect 2 s, answer 15 s: above the job queue's database command timeout, so a slow write is
@@ -37,7 +38,7 @@ PLATFORM = "SpiNNaker"
 
 @dataclass(frozen=True)
 class Attempt:
-    kind: str  # submit | read | claim
+    kind: str  # submit | read | claim | confirm
     worker: str
     started: float  # time.time()
     ended: float
@@ -173,11 +174,22 @@ class LoadClient:
 
     def _claim(self, client: httpx.Client, worker: str) -> None:
         headers = {"x-api-key": self.credentials.provider_key}
-        self._attempt(
+        claim, _ = self._attempt(
             "claim",
             worker,
             lambda: self._request(client, "GET", f"/jobs/next/{PLATFORM}", headers),
             (200, 404),  # 404: nothing to do, a normal answer
+        )
+        if claim.job_id is None:
+            return
+        # As a site does: the claim is a lease until confirmed. A confirm lost in a fault
+        # leaves the job leased (NMPI_CLAIM_LEASE_SECONDS), never handed out twice meanwhile.
+        path = f"/jobs/{claim.job_id}"
+        self._attempt(
+            "confirm",
+            worker,
+            lambda: self._request(client, "PUT", path, headers, json={"status": "running"}),
+            (200,),
         )
 
     # --- what was seen ----------------------------------------------------------------------

@@ -109,7 +109,8 @@ def test_provider_flow_states_and_idempotence(
     while claimed.status_code == 200 and claimed.json()["id"] != job["id"]:
         claimed = provider.get("/jobs/next/BrainScaleS")  # older jobs of earlier tests
     assert claimed.status_code == 200
-    assert claimed.json()["status"] == "validated"
+    assert claimed.json()["status"] == "submitted"  # leased, still queued for the user
+    assert claimed.json()["claim"]["id"] == claimed.headers["X-NMPI-Claim"]
     assert provider.put(f"/jobs/{job['id']}", json={"status": "validated"}).status_code == 200
     assert provider.put(f"/jobs/{job['id']}", json={"status": "running"}).status_code == 200
     assert provider.patch(f"/jobs/{job['id']}/log", content="line 1\n").text == "line 1\n"
@@ -159,7 +160,9 @@ def test_remove_hides_the_job(
     client = api(alice.token)
     job = submit(client, alice.collab)
     assert client.delete(f"/jobs/{job['id']}").status_code == 204
-    assert client.get(f"/jobs/{job['id']}").status_code == 404
+    gone = client.get(f"/jobs/{job['id']}")
+    assert gone.status_code == 410
+    assert gone.json()["detail"].startswith(f"job {job['id']} was removed by its owner")
     assert job["id"] not in [
         j["id"] for j in client.get("/jobs/", params={"collab": alice.collab}).json()
     ]

@@ -264,7 +264,7 @@ def test_quotas(
     assert reply.status_code == 201, reply.text
     quota = reply.json()
     assert quota["usage"] == 0
-    assert quota["project"] == project["id"]
+    assert quota["project"] == project["resource_uri"]
     assert quota["resource_uri"] == f"{quotas_uri}{quota['id']}"
     assert owner.get(quotas_uri).json() == [quota]
     assert owner.get(quota["resource_uri"]).json() == quota

@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import __version__
+from . import __version__, limits
 from .db import DATABASE_ERRORS, is_database_unavailable, make_engine, make_sessionmaker
 from .identity import IdentityResolver, LocalIdentity, OidcIdentity
 from .maintenance import MaintenanceMiddleware, ServiceStatusCache
@@ -32,7 +35,7 @@ from .routers import (
     tags,
 )
 from .settings import IdentityMode, Settings, get_settings
-from .validation import reject_unstorable_values
+from .validation import reject_unstorable_values, validation_failed
 
 log = logging.getLogger("nmpi_job_queue")
 
@@ -110,8 +113,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # fails with "connection reset" during a failover.
     for kind in DATABASE_ERRORS:
         app.add_exception_handler(kind, database_unavailable)
+    app.add_exception_handler(RequestValidationError, validation_failed)
 
     app.add_middleware(MaintenanceMiddleware, cache=status_cache)
+    app.add_middleware(RequestLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(CollapseSlashesMiddleware)
     return app
@@ -131,3 +136,71 @@ class CollapseSlashesMiddleware:
             path = re.sub("/{2,}", "/", scope["path"])
             scope = {**scope, "path": path, "raw_path": path.encode()}
         await self.app(scope, receive, send)
+
+
+class BodyTooLargeError(HTTPException):
+    def __init__(self, limit: int, size: int | None) -> None:
+        got = f"it has {size}" if size is not None else "it has more"
+        super().__init__(
+            413,
+            detail=f"request body too large: at most {limit} bytes ({limit / limits.MIB:g} MiB) "
+            f"are accepted here, {got}",
+        )
+
+
+class RequestLimitMiddleware:
+    """413 for a body over its limit (limits.max_body_bytes), 414 for an over-long URL.
+
+    A Content-Length over the limit is answered at once, before any of the body is read (the
+    server then discards what still arrives, so the client reads the 413). A body without one
+    (chunked) is counted as the application reads it, and refused as soon as it is over.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        url_bytes = len(scope.get("raw_path") or scope["path"].encode()) + len(
+            scope.get("query_string", b"")
+        )
+        if url_bytes > limits.MAX_URL_BYTES:
+            detail = f"URL too long: at most {limits.MAX_URL_BYTES} bytes, it has {url_bytes}"
+            await JSONResponse({"detail": detail}, status_code=414)(scope, receive, send)
+            return
+        limit = limits.max_body_bytes(scope["method"], scope["path"])
+        try:
+            declared: int | None = int(Headers(scope=scope).get("content-length", ""))
+        except ValueError:
+            declared = None
+        if declared is not None and declared > limit:
+            error = BodyTooLargeError(limit, declared)
+            await JSONResponse({"detail": error.detail}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # An HTTPException: FastAPI passes it through its body parsing untouched,
+                    # and its handler answers 413 (the `except` below is for anything else).
+                    raise BodyTooLargeError(limit, None)
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except BodyTooLargeError as error:
+            if started:
+                raise
+            await JSONResponse({"detail": error.detail}, status_code=413)(scope, receive, send)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from . import models
+from .domain import claims
 from .identity import IdentityResolver, Provider, User, public_collabs, resolve_provider
 from .settings import Settings
 
@@ -112,3 +115,22 @@ async def require_viewable(
 
 
 AsAdmin = Annotated[bool, Query(description="act as a platform administrator")]
+
+
+# The claim id GET /jobs/next gave (X-NMPI-Claim), on every provider write to a job.
+ClaimHeader = Annotated[
+    uuid.UUID | None,
+    Header(
+        alias=claims.CLAIM_HEADER,
+        description="the claim id GET /jobs/next gave; when sent, it must be the job's current "
+        "claim (otherwise the provider must be the one holding the claim)",
+    ),
+]
+
+
+def require_holder(job: models.Job, provider: str, claim: uuid.UUID | None) -> None:
+    """409 unless this provider write comes from the job's current claim (fencing)."""
+    try:
+        claims.check_holder(job, provider, claim)
+    except claims.ClaimConflictError as conflict:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(conflict)) from None

@@ -64,6 +64,16 @@ class Job(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     timestamp_completion: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The claim (see domain/claims.py): which provider holds the job under which claim id, and
+    # until when while the job is still `submitted` (NULL once the site confirmed it: held).
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claim_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who removed the job (status `removed`), when and why: shown to admins and, as the
+    # reason of a 410, to the users who could see the job.
+    removed_by: Mapped[str | None] = mapped_column(String(200))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removal_reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),

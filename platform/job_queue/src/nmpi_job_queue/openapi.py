@@ -33,6 +33,9 @@ BAD_BODY = error_response("The body cannot be read (not UTF-8, not JSON), or a v
 UNAUTHENTICATED = error_response("No credentials, or invalid ones (Bearer token or x-api-key)")
 FORBIDDEN = error_response("Not allowed to this caller (role, kind of caller, or admin action)")
 NOT_FOUND = error_response("No such object, or not visible to the caller")
+GONE = error_response("The job was removed: the detail says by whom, when and why")
+TOO_LARGE = error_response("The body is over its size limit (see docs/limits.md)")
+URI_TOO_LONG = error_response("The path and query string are over their size limit")
 UNAVAILABLE = error_response(
     "Maintenance switch, or no writable database (failover in progress): retry later",
     headers={"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
@@ -47,6 +50,26 @@ def _add_error_responses(document: dict[str, Any]) -> None:
         "properties": {"detail": {"type": "string", "title": "Detail"}},
         "required": ["detail"],
     }
+    # FastAPI's 422 reply is replaced (validation.validation_failed): describe the new one.
+    schemas["ValidationError"] = {
+        "title": "ValidationError",
+        "type": "object",
+        "properties": {
+            "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+            "msg": {"type": "string"},
+            "type": {"type": "string"},
+        },
+        "required": ["loc", "msg", "type"],
+    }
+    schemas["HTTPValidationError"] = {
+        "title": "HTTPValidationError",
+        "type": "object",
+        "properties": {
+            "detail": {"type": "string", "description": "every error, readable"},
+            "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+        },
+        "required": ["detail", "errors"],
+    }
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
@@ -56,11 +79,15 @@ def _add_error_responses(document: dict[str, Any]) -> None:
             headers = {p["name"].lower() for p in parameters if p.get("in") == "header"}
             if "requestBody" in operation:
                 responses.setdefault("400", BAD_BODY)
+                responses.setdefault("413", TOO_LARGE)
+            responses.setdefault("414", URI_TOO_LONG)
             if headers & {"authorization", "x-api-key"}:
                 responses.setdefault("401", UNAUTHENTICATED)
                 responses.setdefault("403", FORBIDDEN)
             if any(p.get("in") == "path" for p in parameters):
                 responses.setdefault("404", NOT_FOUND)
+            if "{job_id}" in path:
+                responses.setdefault("410", GONE)
             if path not in ALWAYS_OPEN:
                 responses.setdefault("503", UNAVAILABLE)
             if any(p.get("name") == "from_index" for p in parameters) and "200" in responses:

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     auto_test_quota: Annotated[float, Field(ge=0)] = 1.0
     # How long a worker trusts its cached copy of the maintenance switch.
     service_status_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
+    # A job handed out by GET /jobs/next stays the site's for this long unless the site
+    # confirms it (PUT validated/mapped/running) or renews it; then it goes back to the queue.
+    # Long enough for a slow site's first PUT, short enough that a dead site's job is not lost.
+    claim_lease_seconds: Annotated[int, Field(ge=1, le=86_400)] = 300
 
     log_level: str = "INFO"
     log_format: Annotated[str, Field(pattern="^(json|text)$")] = "json"

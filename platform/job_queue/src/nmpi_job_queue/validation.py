@@ -10,23 +10,32 @@ alone:
   promises a number, and FastAPI's 422 handler cannot echo them;
 - JSON nested hundreds deep: stored, but then no response can serialize the job (pydantic's
   depth limit), so every later read of it would fail too.
-This dependency (installed on the whole app) answers 422 instead, in FastAPI's own shape.
+This dependency (installed on the whole app) answers 422 instead.
+
+Every 422 (these and FastAPI's own) is written by `validation_failed`: `detail` is one readable
+string naming each field and its rule, as the nmpi client shows it; `errors` lists them for
+programs. Neither repeats the offending value, and both are bounded: FastAPI's default reply
+echoed every input, so a 10 MB field made a 10 MB error.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request
 from fastapi.dependencies.utils import get_flat_params
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Path, Query
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from . import limits
+
 Loc = tuple[str | int, ...]
-MAX_DEPTH = 64  # nesting of a JSON body: far more than any hardware_config or provenance needs
+MAX_DEPTH = limits.JSON_MAX_DEPTH
 
 
 def _problem(text: str) -> str | None:
@@ -118,3 +127,59 @@ async def reject_unstorable_values(request: Request) -> None:
                     errors.append(_error(*found))
     if errors:
         raise RequestValidationError(errors)
+
+
+# --- the 422 reply --------------------------------------------------------------------------
+
+
+def _printable(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, encodable as UTF-8 (a key may hold a lone surrogate)."""
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _loc(loc: Sequence[Any]) -> list[str | int]:
+    return [
+        part if isinstance(part, int) else _printable(str(part), limits.LOC_PART_MAX_CHARS)
+        for part in loc
+    ]
+
+
+def _where(loc: Sequence[str | int]) -> str:
+    """('body', 'input_data', 2, 'url') -> 'body.input_data[2].url'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f"{'.' if text else ''}{part}"
+    return text or "request"
+
+
+def _describe(error: dict[str, Any]) -> tuple[list[str | int], str]:
+    """(location, message) of one validation error, without the value it refused."""
+    kind = error.get("type")
+    loc = _loc(error.get("loc", ()))
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == "json_invalid":  # FastAPI's: loc is ("body", position of the error)
+        where = f" at character {loc[1]}" if len(loc) > 1 else ""
+        loc, message = ["body"], f"invalid JSON{where}: {ctx.get('error', 'cannot be parsed')}"
+    elif kind == "string_too_long" and isinstance(value, str):
+        message += f" (got {len(value)})"
+    return loc, _printable(message, limits.ERROR_MESSAGE_MAX_CHARS)
+
+
+async def validation_failed(request: Request, error: Exception) -> JSONResponse:
+    """The app's RequestValidationError handler (422)."""
+    assert isinstance(error, RequestValidationError)
+    found = error.errors()
+    shown = found[: limits.ERRORS_MAX]
+    described = [_describe(item) for item in shown]
+    detail = "; ".join(f"{_where(loc)}: {message}" for loc, message in described)
+    if len(found) > len(shown):
+        detail += f"; and {len(found) - len(shown)} more"
+    errors = [
+        {"loc": loc, "msg": message, "type": _printable(str(item.get("type")), 50)}
+        for item, (loc, message) in zip(shown, described, strict=True)
+    ]
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)

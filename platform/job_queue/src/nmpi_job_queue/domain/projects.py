@@ -62,7 +62,7 @@ def quota_to_schema(quota: models.Quota) -> Quota:
     return Quota(
         id=quota.id,
         resource_uri=f"/projects/{quota.project_id}/quotas/{quota.id}",
-        project=str(quota.project_id),
+        project=f"/projects/{quota.project_id}",
         platform=quota.platform,
         units=quota.units,
         limit=quota.limit,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -18,7 +19,7 @@ from ..dependencies import (
     require_admin,
     require_viewable,
 )
-from ..domain import data_items, job_lists, quotas
+from ..domain import data_items, job_lists, quotas, states
 from ..domain import jobs as domain
 from ..identity import Provider
 from ..openapi import error_response
@@ -26,9 +27,16 @@ from ..schemas.jobs import Job, JobStatus, JobSubmission
 from ..units import Platform
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+log = logging.getLogger("nmpi_job_queue.jobs")
+
+IGNORED_FIELDS_HEADER = {
+    "description": "Present when the submission had unknown fields, which were ignored: "
+    '299 nmpi-job-queue "unknown fields ignored: <names>"',
+    "schema": {"type": "string"},
+}
 
 
-@router.get("/", response_model=list[Job], response_model_exclude_none=True)
+@router.get("/", response_model=list[Job])
 async def list_jobs(
     request: Request,
     response: Response,
@@ -79,7 +87,8 @@ async def list_jobs(
         if hardware_platform:
             conditions.append(models.Job.hardware_platform.in_(hardware_platform))
     if status_:
-        listing.statuses = [s for s in job_lists.LISTED_STATUSES if s in status_]
+        asked = states.listed_statuses(status_)
+        listing.statuses = [s for s in job_lists.LISTED_STATUSES if s in asked]
     if tags:
         conditions.append(models.Job.tags.overlap(tags))
     if date_range_start:
@@ -103,17 +112,23 @@ async def list_jobs(
 @router.post(
     "/",
     status_code=status.HTTP_201_CREATED,
-    response_model_exclude_none=True,
     responses={
+        201: {"headers": {"Warning": IGNORED_FIELDS_HEADER}},
         400: error_response("Unknown hardware_platform (or a body that cannot be read)"),
         403: error_response("No quota left for this platform in the collab"),
         404: error_response("No such collab, or the caller may not submit to it"),
     },
 )
 async def submit_job(
-    body: JobSubmission, session: DbSession, user: CurrentUser, settings: AppSettings
+    body: JobSubmission,
+    session: DbSession,
+    user: CurrentUser,
+    settings: AppSettings,
+    response: Response,
 ) -> Job:
-    """Submit a job to a platform's queue, in a collab where the caller may edit."""
+    """Submit a job to a platform's queue, in a collab where the caller may edit.
+
+    Unknown fields are ignored (as by the reference service) and named in a Warning header."""
     if body.hardware_platform not in set(Platform):
         known = ", ".join(p.value for p in Platform)
         raise HTTPException(
@@ -126,6 +141,7 @@ async def submit_job(
             detail=f"collab '{body.collab}' not found or you may not submit jobs to it "
             "(editor or administrator role needed)",
         )
+    data_items.refuse_unsafe(body.input_data or [], "input_data")
     available = await quotas.ensure_test_quota(
         session, body.collab, body.hardware_platform, user.username, settings.auto_test_quota
     )
@@ -148,10 +164,13 @@ async def submit_job(
     )
     session.add(job)
     await session.commit()  # the INSERT returns the server defaults (eager_defaults)
+    if body.model_extra:
+        response.headers["Warning"] = domain.ignored_fields_warning(body.model_extra)
+        log.info("unknown job fields ignored", extra={"fields": sorted(body.model_extra)[:20]})
     return domain.to_schema(job)
 
 
-@router.get("/{job_id}", response_model_exclude_none=True)
+@router.get("/{job_id}")
 async def get_job(
     job_id: domain.JobId,
     session: DbSession,
@@ -167,18 +186,50 @@ async def get_job(
     )
 
 
-@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        403: error_response("Neither the job's owner nor an administrator of its collab"),
+        410: error_response("Already removed: the detail says by whom, when and why"),
+    },
+)
 async def delete_job(
-    job_id: domain.JobId, session: DbSession, user: CurrentUser, as_admin: AsAdmin = False
+    job_id: domain.JobId,
+    session: DbSession,
+    user: CurrentUser,
+    as_admin: AsAdmin = False,
+    reason: Annotated[
+        str | None, Query(max_length=1000, description="why, shown to the job's owner")
+    ] = None,
 ) -> Response:
-    """Mark a job removed; with as_admin=true an administrator deletes it for good."""
+    """Mark a job removed: its owner, an administrator of its collab or a platform administrator
+    may; who, when and why are kept. With as_admin=true a platform administrator deletes it for
+    good (only the log line remains)."""
     job = await domain.get_visible(session, user, job_id, lock=True)
+    audit = {"job_id": job_id, "owner": job.user_id, "collab": job.collab, "by": user.username}
     if as_admin:
         require_admin(user, as_admin)
         await session.execute(delete(models.Job).where(models.Job.id == job_id))
-    else:
-        if not domain.can_edit(user, job):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may not remove this job")
-        job.status = "removed"
+        await session.commit()
+        log.info("job deleted", extra={**audit, "reason": reason})
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    # Editors may not remove a colleague's job (the reference allows only the owner and admins);
+    # a collab's administrators may, as they answer for its work and its quota.
+    if not (
+        job.user_id == user.username or user.role_in(job.collab) == "administrator" or user.is_admin
+    ):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"only the job's owner ({job.user_id}), an administrator of collab "
+            f"{job.collab} or a platform administrator may remove job {job_id}",
+        )
+    if job.status == "removed":  # platform administrators see removed jobs: keep the first record
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    job.status = "removed"
+    job.removed_by = user.username
+    job.removed_at = datetime.now(UTC)
+    job.removal_reason = reason
     await session.commit()
+    log.info("job removed", extra={**audit, "reason": reason})
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -33,6 +33,6 @@ async def update_output_data(
             "deployment: outputs stay at the hardware site and are served from their URLs",
         )
     job.output_repository = body.repository
-    job.output_data = data_items.merge(job.output_data, body.files)
+    job.output_data = data_items.merge(job.output_data, body.files, "files")
     await session.commit()
     return domain.to_schema(job).output_data or DataSet(repository=body.repository, files=[])

@@ -1,15 +1,19 @@
-"""The hardware providers' side: claim the next job, report progress, results and usage."""
+"""The hardware providers' side: claim the next job, report progress, results and usage.
+
+The protocol (claim, lease, confirm, renew, fencing, removal) is in docs/provider-protocol.md.
+"""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import Update, select, update
+from fastapi import APIRouter, HTTPException, Response, status
+from pydantic import BaseModel
+from sqlalchemy import func, select
 
-from .. import models
-from ..dependencies import CurrentProvider, DbSession
-from ..domain import data_items, quotas, states
+from ..dependencies import AppSettings, ClaimHeader, CurrentProvider, DbSession, require_holder
+from ..domain import claims, data_items, quotas, states
 from ..domain import jobs as domain
 from ..openapi import error_response
 from ..schemas.jobs import Job, JobStatus, JobUpdate
@@ -17,24 +21,19 @@ from ..units import usage_units
 
 router = APIRouter(tags=["providers"])
 
+STATUS_IGNORED_HEADER = "X-NMPI-Status-Ignored"
 
-# Oldest submitted job of the platform, claimed in the same statement: SKIP LOCKED lets
-# concurrent pollers pass over a row another one is taking, so each job goes to exactly one.
-def _claim(platform: str) -> Update:
-    oldest = (
-        select(models.Job.id)
-        .where(models.Job.hardware_platform == platform, models.Job.status == "submitted")
-        .order_by(models.Job.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    return (
-        update(models.Job)
-        .where(models.Job.id == oldest)
-        .values(status="validated")
-        .returning(models.Job)
-    )
+
+class Claim(BaseModel):
+    id: uuid.UUID
+    expires_at: datetime
+    lease_seconds: int
+
+
+class ClaimedJob(Job):
+    """The job as GET /jobs/next hands it out: still `submitted`, with the claim."""
+
+    claim: Claim
 
 
 def _forbidden_platform(platform: str) -> HTTPException:
@@ -43,34 +42,69 @@ def _forbidden_platform(platform: str) -> HTTPException:
     )
 
 
-@router.get("/jobs/next/{platform}", response_model_exclude_none=True)
-async def take_next_job(platform: str, session: DbSession, provider: CurrentProvider) -> Job:
-    """Claim the oldest submitted job of `platform` (it becomes `validated`); 404 when none."""
+@router.get("/jobs/next/{platform}")
+async def take_next_job(
+    platform: str,
+    session: DbSession,
+    provider: CurrentProvider,
+    settings: AppSettings,
+    response: Response,
+) -> ClaimedJob:
+    """Claim the oldest waiting job of `platform` for a lease of NMPI_CLAIM_LEASE_SECONDS; it
+    stays `submitted` until the site confirms it (PUT status validated, mapped or running).
+    404 when none."""
     if not provider.serves(platform):
         raise _forbidden_platform(platform)
-    job = await session.scalar(_claim(platform), execution_options={"synchronize_session": False})
-    if job is None:
+    lease = settings.claim_lease_seconds
+    claimed = await claims.claim_next(session, platform, provider.name, lease)
+    if claimed is None:
         await session.rollback()
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {platform} job is waiting")
+    job, lapsed = claimed
     await session.commit()
-    return domain.to_schema(job)
+    if lapsed is not None:
+        claims.report_lapsed(job, lapsed)
+    response.headers.update(claims.claim_headers(job, provider.name))
+    claim = Claim(id=job.claim_id, expires_at=job.claim_expires_at, lease_seconds=lease)
+    return ClaimedJob(**dict(domain.to_schema(job)), claim=claim)
 
 
 @router.put(
     "/jobs/{job_id}",
-    response_model_exclude_none=True,
     responses={
         400: error_response("resource_usage.units do not match the platform's units"),
-        409: error_response("A status change that the job's state does not allow"),
+        409: error_response(
+            "A status change that the job's state does not allow, or an update that does not "
+            "come from the job's current claim (it expired and the job was handed out again)"
+        ),
     },
 )
 async def update_job(
-    job_id: domain.JobId, body: JobUpdate, session: DbSession, provider: CurrentProvider
+    job_id: domain.JobId,
+    body: JobUpdate,
+    session: DbSession,
+    provider: CurrentProvider,
+    settings: AppSettings,
+    response: Response,
+    claim: ClaimHeader = None,
 ) -> Job:
-    """Status, results, provenance, usage and log of a job; repeating a PUT changes nothing more."""
+    """Status, results, provenance, usage and log of a job; repeating a PUT changes nothing more.
+    Confirms (a status past `submitted`) or renews (no status change) the caller's claim.
+    On a job its user removed, usage, log and outputs are recorded and the job stays removed:
+    the status change is ignored and the X-NMPI-Status-Ignored header says so."""
     job = await domain.get_visible(session, provider, job_id, lock=True)
+    require_holder(job, provider.name, claim)
     current = JobStatus(job.status)
-    if body.status is not None:
+    if body.status is not None and current is JobStatus.removed:
+        # The site's last word on a job removed meanwhile carries its accounting: keep it.
+        if body.status != current:
+            response.headers[STATUS_IGNORED_HEADER] = (
+                f"{body.status.value}: the job was removed; "
+                "usage, outputs, provenance and log are recorded"
+            )
+        if body.status in states.TERMINAL and job.timestamp_completion is None:
+            job.timestamp_completion = datetime.now(UTC)
+    elif body.status is not None:
         if body.status not in states.PROVIDER_SETTABLE and body.status != current:
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
@@ -102,6 +136,10 @@ async def update_job(
         await quotas.charge(session, job.collab, job.hardware_platform, delta)
     if body.log is not None:
         await domain.write_log(session, job_id, body.log, append=False)
+    now = await session.scalar(select(func.now()))  # the database's clock, as for the claim
+    assert now is not None
+    claims.after_update(job, provider.name, now, settings.claim_lease_seconds)
     await session.commit()
+    response.headers.update(claims.claim_headers(job, provider.name))
     log = await domain.load_log(session, job_id) if body.log is not None else None
     return domain.to_schema(job, log=log)

@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Query, status
 from sqlalchemy import func, select
 
-from .. import models
+from .. import limits, models
 from ..dependencies import Caller, CurrentUser, DbSession, require_viewable
 from ..domain import jobs as domain
 from ..schemas.jobs import Tag
 
 router = APIRouter(tags=["tags"])
 
-TagList = Annotated[list[Tag], Body(max_length=100)]
+TagList = Annotated[list[Tag], Body(max_length=limits.TAGS_MAX)]
 
 
 @router.get("/jobs/{job_id}/tags/")
@@ -30,7 +30,14 @@ async def add_tags(
     job = await domain.get_visible(session, user, job_id, lock=True)
     if not domain.can_edit(user, job):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may not tag this job")
-    job.tags = sorted(set(job.tags) | set(tags))
+    tagged = set(job.tags) | set(tags)
+    if len(tagged) > limits.TAGS_MAX and len(tagged) > len(job.tags):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            detail=f"a job has at most {limits.TAGS_MAX} tags (job {job_id} has {len(job.tags)}, "
+            f"this would make {len(tagged)})",
+        )
+    job.tags = sorted(tagged)
     await session.commit()
     return list(job.tags)
 
@@ -51,7 +58,7 @@ async def remove_tags(
 async def collab_tags(
     session: DbSession,
     user: CurrentUser,
-    collab: Annotated[str | None, Query(max_length=200)] = None,
+    collab: Annotated[str | None, Query(max_length=limits.COLLAB_MAX_CHARS)] = None,
 ) -> list[str]:
     """Tags used in a collab's jobs (or, without `collab`, in the caller's own jobs)."""
     tag = func.unnest(models.Job.tags).label("tag")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-Tag = Annotated[str, StringConstraints(min_length=2, max_length=100, strip_whitespace=True)]
+from .. import limits
+
+Tag = limits.Tag
 
 
 class JobStatus(StrEnum):
@@ -22,35 +24,40 @@ class JobStatus(StrEnum):
 
 
 class DataItem(BaseModel):
-    url: AnyUrl
-    path: str | None = None
-    content_type: str | None = None
-    size: int | None = Field(default=None, ge=0)
-    hash: str | None = None
+    url: limits.Url
+    path: str | None = Field(default=None, max_length=limits.PATH_MAX_CHARS)
+    content_type: str | None = Field(default=None, max_length=limits.CONTENT_TYPE_MAX_CHARS)
+    size: int | None = Field(default=None, ge=0, le=limits.FILE_SIZE_MAX)
+    hash: str | None = Field(default=None, max_length=limits.HASH_MAX_CHARS)
 
 
 class DataSet(BaseModel):
-    repository: str = Field(min_length=1, max_length=100)
-    files: list[DataItem]
+    repository: str = Field(min_length=1, max_length=limits.REPOSITORY_MAX_CHARS)
+    files: list[DataItem]  # how many: domain/data_items.py (a job's total, over its PUTs)
 
 
 class ResourceUsage(BaseModel):
-    value: float = Field(ge=0)
-    units: str
+    value: limits.Amount
+    units: str = Field(max_length=limits.UNITS_MAX_CHARS)
 
 
 class JobSubmission(BaseModel):
-    """What the nmpi client POSTs to /jobs/."""
+    """What the nmpi client POSTs to /jobs/.
 
-    model_config = ConfigDict(extra="forbid")
+    Unknown fields are ignored, as the reference does (a client resubmitting a job document
+    it read sends status, id, user_id...), and named in a Warning header of the reply:
+    "allow" keeps them in model_extra for that, and nothing else reads them.
+    """
 
-    code: str = Field(min_length=1, max_length=10_000_000)
-    command: str | None = Field(default=None, max_length=10_000)
-    collab: str = Field(min_length=1, max_length=200)
-    input_data: list[DataItem] | None = None
-    hardware_platform: str = Field(min_length=1, max_length=50)
-    hardware_config: dict[str, Any] | None = None
-    tags: list[Tag] | None = None
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(min_length=1, max_length=limits.CODE_MAX_CHARS)
+    command: str | None = Field(default=None, max_length=limits.COMMAND_MAX_CHARS)
+    collab: str = Field(min_length=1, max_length=limits.COLLAB_MAX_CHARS)
+    input_data: list[DataItem] | None = Field(default=None, max_length=limits.INPUT_ITEMS_MAX)
+    hardware_platform: str = Field(min_length=1, max_length=limits.PLATFORM_MAX_CHARS)
+    hardware_config: limits.HardwareConfig | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=limits.TAGS_MAX)
 
 
 class Comment(BaseModel):
@@ -63,7 +70,7 @@ class Comment(BaseModel):
 
 
 class CommentBody(BaseModel):
-    content: str = Field(min_length=1, max_length=10_000)
+    content: str = Field(min_length=1, max_length=limits.COMMENT_MAX_CHARS)
 
 
 class Job(BaseModel):
@@ -76,8 +83,8 @@ class Job(BaseModel):
     status: JobStatus
     hardware_platform: str
     hardware_config: dict[str, Any] | None = None
-    input_data: list[DataItem] | None = None
-    output_data: DataSet | None = None
+    input_data: list[DataItem] = []
+    output_data: DataSet  # files may be [] (the client reads output_data["files"])
     provenance: dict[str, Any] | None = None
     resource_usage: ResourceUsage | None = None
     tags: list[str] = []
@@ -85,6 +92,10 @@ class Job(BaseModel):
     timestamp_completion: datetime | None = None
     comments: list[Comment] | None = None
     log: str | None = None
+    # Set on removed jobs, which only administrators (and the site serving them) can read.
+    removed_by: str | None = None
+    removed_at: datetime | None = None
+    removal_reason: str | None = None
 
 
 class JobUpdate(BaseModel):
@@ -94,6 +105,6 @@ class JobUpdate(BaseModel):
 
     status: JobStatus | None = None
     output_data: DataSet | None = None
-    provenance: dict[str, Any] | None = None
+    provenance: limits.Provenance | None = None
     resource_usage: ResourceUsage | None = None
-    log: str | None = None
+    log: str | None = Field(default=None, max_length=limits.LOG_MAX_CHARS)

@@ -8,6 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import limits
+
 
 class ProjectStatus(StrEnum):
     in_preparation = "in preparation"
@@ -19,7 +21,7 @@ class ProjectStatus(StrEnum):
 class Quota(BaseModel):
     id: int
     resource_uri: str
-    project: str
+    project: str  # the project's resource_uri, as the reference gives it
     platform: str
     units: str
     limit: float
@@ -29,35 +31,35 @@ class Quota(BaseModel):
 class QuotaSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    limit: float = Field(ge=0)
-    platform: str = Field(min_length=1, max_length=50)
-    units: str = Field(min_length=1, max_length=30)
+    limit: limits.Amount
+    platform: str = Field(min_length=1, max_length=limits.PLATFORM_MAX_CHARS)
+    units: str = Field(min_length=1, max_length=limits.UNITS_MAX_CHARS)
 
 
 class QuotaUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    limit: float | None = Field(default=None, ge=0)
-    usage: float = Field(ge=0)
+    limit: limits.Amount | None = None
+    usage: limits.Amount
 
 
 class ProjectSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    collab: str = Field(min_length=1, max_length=200)
-    title: str = Field(min_length=1, max_length=500)
-    abstract: str = Field(max_length=10_000)
-    description: str | None = Field(default=None, max_length=100_000)
+    collab: str = Field(min_length=1, max_length=limits.COLLAB_MAX_CHARS)
+    title: str = Field(min_length=1, max_length=limits.TITLE_MAX_CHARS)
+    abstract: str = Field(max_length=limits.ABSTRACT_MAX_CHARS)
+    description: str | None = Field(default=None, max_length=limits.DESCRIPTION_MAX_CHARS)
     status: ProjectStatus = ProjectStatus.in_preparation
 
 
 class ProjectUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=500)
-    abstract: str | None = Field(default=None, max_length=10_000)
-    description: str | None = Field(default=None, max_length=100_000)
-    owner: str | None = Field(default=None, min_length=1, max_length=200)
+    title: str | None = Field(default=None, min_length=1, max_length=limits.TITLE_MAX_CHARS)
+    abstract: str | None = Field(default=None, max_length=limits.ABSTRACT_MAX_CHARS)
+    description: str | None = Field(default=None, max_length=limits.DESCRIPTION_MAX_CHARS)
+    owner: str | None = Field(default=None, min_length=1, max_length=limits.OWNER_MAX_CHARS)
     status: ProjectStatus | None = None
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import limits
 from .jobs import ResourceUsage
 
 
@@ -37,13 +38,6 @@ class UserInfo(BaseModel):
     roles: dict[str, list[str]]
 
 
-class Collab(BaseModel):
-    id: str
-    title: str
-    public: bool
-    role: str | None
-
-
 class SessionStatus(StrEnum):
     running = "running"
     finished = "finished"
@@ -54,10 +48,10 @@ class SessionStatus(StrEnum):
 class SessionCreation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    collab: str = Field(min_length=1, max_length=200)
-    user_id: str = Field(min_length=1, max_length=200)
-    hardware_platform: str = Field(min_length=1, max_length=50)
-    hardware_config: dict[str, Any] | None = None
+    collab: str = Field(min_length=1, max_length=limits.COLLAB_MAX_CHARS)
+    user_id: str = Field(min_length=1, max_length=limits.USER_ID_MAX_CHARS)
+    hardware_platform: str = Field(min_length=1, max_length=limits.PLATFORM_MAX_CHARS)
+    hardware_config: limits.HardwareConfig | None = None
 
 
 class SessionUpdate(BaseModel):

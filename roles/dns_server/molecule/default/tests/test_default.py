@@ -67,9 +67,13 @@ def wait_for(server: str, expected: set[str], seconds: float = 30) -> set[str]:
     deadline = time.monotonic() + seconds
     while True:
         try:
-            seen = addresses(server)
+            response = query(server, RECORD, "A")
         except dns.exception.DNSException:
-            seen = set()
+            response = None
+        seen = set()
+        # A restarted server answers SERVFAIL until it has loaded the zone: not yet, not wrong.
+        if response is not None and response.rcode() == dns.rcode.NOERROR:
+            seen = {str(rdata) for rrset in response.answer for rdata in rrset}
         if seen == expected or time.monotonic() > deadline:
             return seen
         time.sleep(1)
