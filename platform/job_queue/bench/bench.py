@@ -4,10 +4,16 @@ Starts a throw-away PostgreSQL cluster (tests/pg_harness.py), migrates it, bulk-
 with COPY, serves the API with `nmpi-job-queue serve --workers W` on 127.0.0.1 and measures:
 
   (a) job submissions per second with 16 concurrent clients (POST /jobs/)
-  (b) GET /jobs/?collab=... latency, p50 and p99, with size=10 and size=100, with --jobs jobs
-      in the database of which --collab-jobs belong to the collab listed
+  (b) GET /jobs/?collab=... latency, p50 and p99, and the database's time for its query
+      (planning and execution, from pg_stat_statements), with size=10 and size=100, with --jobs
+      jobs in the database of which --collab-jobs belong to the collab listed
   (c) claims per second of 4 pollers draining a platform queue (GET /jobs/next/{platform})
+  (d) GET /jobs/?collab=... latency, p50, and the database's time for its query, of a quiet
+      collab whose --quiet-jobs jobs are all older than the --jobs of the busy ones: its first
+      page (size=10), and a page at depth --deep by from_index (offset) and by keyset (the
+      before_id cursor that the Link header gives; "n/a" for a server without it)
 
+The jobs are loaded with COPY, then VACUUM ANALYZE (what autovacuum does soon after).
 Each figure is the median over --rounds rounds. Everything (clients, server, database) shares
 this machine, so the figures are a floor for a dedicated deployment, not a ceiling. Traffic
 goes to 127.0.0.1 only. The cluster and the server are removed at the end.
@@ -68,8 +74,9 @@ sim.end()
 
 @dataclass
 class Accounts:
-    token: str  # editor of `collab` and `submit_collab`
+    token: str  # editor of `collab`, `quiet_collab` and `submit_collab`
     collab: str  # the collab listed, loaded with bulk jobs
+    quiet_collab: str  # older jobs only: every bulk job is newer
     submit_collab: str  # where the submissions and the claimed jobs go, not listed
     provider_key: str  # serves CLAIM_PLATFORM
 
@@ -84,6 +91,7 @@ def log(message: str) -> None:
 def make_accounts(database_url: str) -> Accounts:
     username = "bench-user"
     collab = "bench-lab"
+    quiet_collab = "bench-archive"
     submit_collab = "bench-submissions"
 
     async def work() -> Accounts:
@@ -92,13 +100,14 @@ def make_accounts(database_url: str) -> Accounts:
             async with make_sessionmaker(engine)() as session:
                 await admin.add_user(session, username, full_name="Bench User")
                 await admin.add_member(session, username, collab, "editor")
+                await admin.add_member(session, username, quiet_collab, "editor")
                 await admin.add_member(session, username, submit_collab, "editor")
                 project = await admin.create_project(session, submit_collab, username, "Benchmark")
                 await admin.add_quota(session, project, SUBMIT_PLATFORM, 1e9)
                 token = await admin.create_token(session, username)
                 key = await admin.create_provider_key(session, "bench-provider", [CLAIM_PLATFORM])
                 await session.commit()
-                return Accounts(token, collab, submit_collab, key)
+                return Accounts(token, collab, quiet_collab, submit_collab, key)
         finally:
             await engine.dispose()
 
@@ -169,6 +178,13 @@ def bulk_insert(database_url: str, rows: Iterator[tuple[Any, ...]]) -> int:
                 count += 1
         conn.execute("ANALYZE jobs")
     return count
+
+
+def vacuum(database_url: str) -> None:
+    """What autovacuum does soon after a load: statistics, and the visibility map (without it,
+    index-only scans must visit the table)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE jobs")
 
 
 def database_facts(database_url: str, collab: str) -> tuple[int, int, str]:
@@ -319,21 +335,52 @@ async def submissions_per_second(base: str, accounts: Accounts, jobs: int, clien
             await session.aclose()
 
 
-def list_latencies(base: str, accounts: Accounts, size: int, requests: int) -> list[float]:
-    """Milliseconds of `requests` sequential listings of the collab's newest jobs."""
+def page_latencies(
+    base: str, database_url: str, accounts: Accounts, params: dict[str, str | int], requests: int
+) -> tuple[list[float], float]:
+    """Milliseconds of `requests` sequential GET /jobs/ with `params` (after a warm-up), and the
+    database's mean milliseconds (planning and execution) of the list's query."""
     headers = {"Authorization": f"Bearer {accounts.token}"}
-    params: dict[str, str | int] = {"collab": accounts.collab, "size": size}
     timings = []
-    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+    with (
+        httpx.Client(base_url=base, headers=headers, timeout=60) as client,
+        psycopg.connect(database_url, autocommit=True) as stats,
+    ):
         for _ in range(10):  # warm-up: connection, caches, the token cache
             client.get("/jobs/", params=params).raise_for_status()
+        stats.execute("SELECT pg_stat_statements_reset()")
         for _ in range(requests):
             started = time.perf_counter()
             reply = client.get("/jobs/", params=params)
             timings.append((time.perf_counter() - started) * 1000)
-            if reply.status_code != 200 or len(reply.json()) != size:
+            if reply.status_code != 200 or len(reply.json()) != params["size"]:
                 raise RuntimeError(f"listing failed: {reply.status_code} {reply.text[:300]}")
-    return timings
+        # The list's query is the one statement reading jobs in order (identity is cached).
+        row = stats.execute(
+            "SELECT sum(total_plan_time + total_exec_time) / nullif(sum(calls), 0) "
+            "FROM pg_stat_statements WHERE query LIKE '%FROM jobs%' AND query LIKE '%ORDER BY%'"
+        ).fetchone()
+    return timings, float(row[0]) if row and row[0] is not None else float("nan")
+
+
+def keyset_cursor(base: str, accounts: Accounts, depth: int) -> int | None:
+    """The before_id that starts the quiet collab's list at `depth`, found by following the
+    Link headers of pages of 1000; None if the server sends no Link header."""
+    headers = {"Authorization": f"Bearer {accounts.token}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        url = "/jobs/"
+        params: dict[str, str | int] | None = {"collab": accounts.quiet_collab, "size": 1000}
+        seen = 0
+        while True:
+            reply = client.get(url, params=params)
+            reply.raise_for_status()
+            jobs = reply.json()
+            if seen + len(jobs) >= depth:  # the job just above `depth` bounds the page
+                return int(jobs[depth - seen - 1]["id"]) if depth > seen else None
+            if "next" not in reply.links:
+                return None
+            seen += len(jobs)
+            url, params = reply.links["next"]["url"], None
 
 
 def per_request(spent: tuple[float, float, float], requests: int) -> tuple[float, float, float]:
@@ -417,6 +464,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="of which in the collab listed (default %(default)s)",
     )  # fmt: skip
     parser.add_argument(
+        "--quiet-jobs", type=int, default=10_000,
+        help="jobs of the quiet collab, older than all --jobs (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--deep", type=int,
+        help="depth of the quiet collab's deep page (default: --quiet-jobs minus 1000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--deep-requests", type=int, default=50,
+        help="requests per quiet-collab page and round (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
         "--rounds", type=int, default=5, help="rounds per measurement (default %(default)s)"
     )
     parser.add_argument(
@@ -450,38 +509,87 @@ def main(argv: list[str] | None = None) -> int:
     if args.collab_jobs > args.jobs:
         print("bench: --collab-jobs cannot exceed --jobs", file=sys.stderr)
         return 2
+    deep = args.quiet_jobs - 1000 if args.deep is None else args.deep
+    if not 0 < deep <= args.quiet_jobs - 10:
+        print("bench: --deep must leave a page of 10 of the --quiet-jobs", file=sys.stderr)
+        return 2
     load_before = os.getloadavg()[0]
     root = cluster_root("nmpi-bench-")
-    cluster = PgCluster(root / "data", free_port(), "bench").init().start()
+    cluster = PgCluster(root / "data", free_port(), "bench").init()
+    with (cluster.datadir / "postgresql.conf").open("a") as conf:  # database time, per query
+        conf.write(
+            "shared_preload_libraries = 'pg_stat_statements'\n"
+            "pg_stat_statements.track_planning = on\n"
+        )
+    cluster.start()
     try:
         database_url = cluster.create_database("nmpi_bench")
         migrate.upgrade(Settings(database_url=database_url))
+        cluster.execute("CREATE EXTENSION pg_stat_statements", "nmpi_bench")
         accounts = make_accounts(database_url)
-        log(f"loading {args.jobs} jobs ({args.collab_jobs} in {accounts.collab}) with COPY")
+        log(
+            f"loading {args.quiet_jobs} jobs in {accounts.quiet_collab}, then {args.jobs} "
+            f"({args.collab_jobs} in {accounts.collab}) with COPY"
+        )
         started = time.perf_counter()
         rng = random.Random(args.seed)
-        begin = datetime.now(UTC) - timedelta(seconds=30 * args.jobs)
-        loaded = bulk_insert(
+        begin = datetime.now(UTC) - timedelta(seconds=30 * (args.quiet_jobs + args.jobs))
+        quiet = job_rows(args.quiet_jobs, accounts.quiet_collab, args.quiet_jobs, rng, begin)
+        loaded = bulk_insert(database_url, quiet)
+        begin += timedelta(seconds=30 * args.quiet_jobs)
+        loaded += bulk_insert(
             database_url, job_rows(args.jobs, accounts.collab, args.collab_jobs, rng, begin)
         )
+        vacuum(database_url)
         log(f"loaded {loaded} jobs in {time.perf_counter() - started:.1f} s")
         total, in_collab, version = database_facts(database_url, accounts.collab)
         postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
         with serve(database_url, args.workers, root / "server.log") as (base, server_pid):
             log(f"serving on {base} with {args.workers} workers")
             meter = CpuMeter(server_pid, postmaster)
-            lists: dict[int, tuple[list[float], list[float]]] = {}
+            lists: dict[int, tuple[list[float], list[float], list[float]]] = {}
             for size in (10, 100):
-                p50s, p99s = [], []
+                p50s, p99s, dbs = [], [], []
+                listing: dict[str, str | int] = {"collab": accounts.collab, "size": size}
                 for n in range(args.rounds):
-                    timings = list_latencies(base, accounts, size, args.list_requests)
+                    timings, db_ms = page_latencies(
+                        base, database_url, accounts, listing, args.list_requests
+                    )
                     p50s.append(percentile(timings, 50))
                     p99s.append(percentile(timings, 99))
+                    dbs.append(db_ms)
                     log(
-                        f"list size={size} round {n + 1}: "
-                        f"p50 {p50s[-1]:.1f} ms, p99 {p99s[-1]:.1f} ms"
+                        f"list size={size} round {n + 1}: p50 {p50s[-1]:.1f} ms, "
+                        f"p99 {p99s[-1]:.1f} ms, database {db_ms:.2f} ms"
                     )
-                lists[size] = (p50s, p99s)
+                lists[size] = (p50s, p99s, dbs)
+
+            cursor = keyset_cursor(base, accounts, deep)
+            keyset: dict[str, str | int] | None = None if cursor is None else {"before_id": cursor}
+            # (figure, label, extra parameters or None if the server cannot serve the page)
+            quiet_pages: list[tuple[str, str, dict[str, str | int] | None]] = [
+                ("quiet_first_page", "first page", {}),
+                ("quiet_from_index", f"from_index={deep}", {"from_index": deep}),
+                ("quiet_keyset", f"keyset at {deep}", keyset),
+            ]
+            quiet_p50s: dict[str, list[float]] = {}
+            quiet_db: dict[str, list[float]] = {}
+            for key, label, extra in quiet_pages:
+                if extra is None:
+                    log(f"quiet collab, {label}: no Link header, no cursor: n/a")
+                    continue
+                params = {"collab": accounts.quiet_collab, "size": 10, **extra}
+                quiet_p50s[key], quiet_db[key] = [], []
+                for n in range(args.rounds):
+                    timings, db_ms = page_latencies(
+                        base, database_url, accounts, params, args.deep_requests
+                    )
+                    quiet_p50s[key].append(percentile(timings, 50))
+                    quiet_db[key].append(db_ms)
+                    log(
+                        f"quiet collab, {label}, round {n + 1}: p50 {quiet_p50s[key][-1]:.1f} ms, "
+                        f"database {db_ms:.2f} ms"
+                    )
 
             asyncio.run(submissions_per_second(base, accounts, 100, args.clients))  # warm-up
             submit_rates, submit_cpu = [], []
@@ -523,9 +631,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     ]
     figures: dict[str, Any] = {"submissions_per_s": submit, "claims_per_s": claims}
-    for size, (p50s, p99s) in lists.items():
+    for size, (p50s, p99s, dbs) in lists.items():
         p50, p99 = statistics.median(p50s), statistics.median(p99s)
         rows.append((f"list size={size} p50 ms", f"{p50:.1f}", fmt(p50s), ""))
+        rows.append(
+            (f"list size={size} database ms", f"{statistics.median(dbs):.2f}", fmt(dbs, 2), "")
+        )
+        figures[f"list_size{size}_database_ms"] = statistics.median(dbs)
         rows.append(
             (
                 f"list size={size} p99 ms",
@@ -536,6 +648,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         figures[f"list_size{size}_p50_ms"] = p50
         figures[f"list_size{size}_p99_ms"] = p99
+    for key, label, _ in quiet_pages:
+        for kind, found, digits in (
+            ("p50", quiet_p50s.get(key), 1),
+            ("database", quiet_db.get(key), 2),
+        ):
+            median = statistics.median(found) if found else None
+            shown = "n/a" if median is None else f"{median:.{digits}f}"
+            rows.append((f"quiet collab {label} {kind} ms", shown, fmt(found or [], digits), ""))
+            figures[f"{key}_{kind}_ms"] = median
     rows.append((f"claims/s, {args.pollers} pollers", f"{claims:.0f}", fmt(claim_rates, 0), ""))
 
     cpus = os.cpu_count() or 1
@@ -543,7 +664,8 @@ def main(argv: list[str] | None = None) -> int:
         f"nmpi-job-queue benchmark: {args.workers} gunicorn workers, PostgreSQL {version}, "
         f"{cpus} CPUs shared by clients, server and database (load average {load_before:.1f} "
         f"before, {os.getloadavg()[0]:.1f} after)\n"
-        f"listed with {total} jobs in the database, {in_collab} of them in the collab listed"
+        f"listed with {total} jobs in the database, {in_collab} of them in the collab listed; "
+        f"the quiet collab's {args.quiet_jobs} jobs are older than all the others"
     )
     print(table(rows))
     for name, cpu in (("submission", submit_cpu), ("claim", claim_cpu)):

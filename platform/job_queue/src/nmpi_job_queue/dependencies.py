@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import models
 from .domain import claims
-from .identity import IdentityResolver, Provider, User, resolve_provider
+from .identity import IdentityResolver, Provider, User, public_collabs, resolve_provider
 from .settings import Settings
 
 
@@ -98,9 +98,15 @@ def require_admin(user: User, as_admin: bool) -> None:
         )
 
 
-def require_viewable(user: User, collabs: list[str], what: str) -> None:
-    """403 naming every collab in `collabs` the user may not view (`what`: "jobs", "sessions")."""
+async def require_viewable(
+    session: AsyncSession, user: User, collabs: list[str], what: str
+) -> None:
+    """403 naming every collab in `collabs` the user may not view (`what`: "jobs", "sessions"):
+    those where the user has no role, unless public."""
     refused = [c for c in collabs if not user.can_view(c)]
+    if refused:
+        public = await public_collabs(session, refused)
+        refused = [c for c in refused if c not in public]
     if refused:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,

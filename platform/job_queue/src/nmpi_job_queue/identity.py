@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -63,10 +64,25 @@ class User:
         return self.role_in(self.admin_collab) in ("editor", "administrator")
 
     def can_view(self, collab: str, public: bool = False) -> bool:
+        """`public`: the collab is public (see `public_collabs`), so anyone may view it."""
         return public or self.is_admin or self.role_in(collab) is not None
 
     def can_edit(self, collab: str) -> bool:
         return self.is_admin or self.role_in(collab) in ("editor", "administrator")
+
+
+async def public_collabs(session: AsyncSession, collabs: Collection[str]) -> set[str]:
+    """Which of `collabs` are public: every signed-in user may view (not change) what is in them.
+
+    Public is a property of the collab in this service's database (`nmpi-job-queue collab add
+    --public`), not of the caller's token, so it is looked up, and only for collabs the caller
+    has no role in."""
+    if not collabs:
+        return set()
+    rows = await session.execute(
+        select(models.Collab.id).where(models.Collab.id.in_(collabs), models.Collab.public)
+    )
+    return set(rows.scalars())
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,20 @@ from alembic.config import Config
 from .settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# A migration may build an index over the whole jobs table: minutes on a large one. The
+# service's statement and client timeouts (seconds, for requests) would cancel it.
+MIGRATION_TIMEOUT_S = 3600.0
 
 
 def alembic_config(settings: Settings) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["settings"] = settings
+    config.attributes["settings"] = settings.model_copy(
+        update={
+            "database_statement_timeout_ms": 0,  # none on the server side
+            "database_command_timeout": MIGRATION_TIMEOUT_S,
+        }
+    )
     return config
 
 

@@ -84,8 +84,11 @@ class Job(Base):
             "id",
             postgresql_where=text("status = 'submitted'"),
         ),
-        Index("ix_jobs_collab_id", "collab", "id"),
-        Index("ix_jobs_user_id_id", "user_id", "id"),
+        # Lists, newest first, of a collab's, a user's or a platform's jobs with given statuses
+        # (domain/job_lists.py): each read in id order and from the index alone.
+        Index("ix_jobs_collab_status_id", "collab", "status", "id"),
+        Index("ix_jobs_user_id_status_id", "user_id", "status", "id"),
+        Index("ix_jobs_platform_status_id", "hardware_platform", "status", "id"),
         Index("ix_jobs_status", "status"),
         Index("ix_jobs_tags", "tags", postgresql_using="gin"),
     )

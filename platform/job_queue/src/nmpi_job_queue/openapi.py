@@ -4,6 +4,7 @@ FastAPI documents only each route's success and its 422. The errors below come f
 machinery (authentication, lookups by id, body parsing, the maintenance switch, a database
 failover), so they are declared here by rule rather than on each route. Routes still declare
 their own specific errors (e.g. 409 on a forbidden state change) with `responses=`; those win.
+The `Link` header of paged lists (see paging.py) is declared by rule too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from .maintenance import ALWAYS_OPEN
+from .paging import LINK_HEADER
 
 ERROR_SCHEMA = "ErrorDetail"
 
@@ -88,6 +90,8 @@ def _add_error_responses(document: dict[str, Any]) -> None:
                 responses.setdefault("410", GONE)
             if path not in ALWAYS_OPEN:
                 responses.setdefault("503", UNAVAILABLE)
+            if any(p.get("name") == "from_index" for p in parameters) and "200" in responses:
+                responses["200"].setdefault("headers", {})["Link"] = LINK_HEADER  # paged list
 
 
 def document_error_responses(app: FastAPI) -> None:

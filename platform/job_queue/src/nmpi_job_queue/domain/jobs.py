@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import models
-from ..identity import Provider, User
+from ..identity import Provider, User, public_collabs
 from ..schemas.jobs import Comment, DataItem, DataSet, Job, JobStatus, ResourceUsage
 from ..units import usage_units
 from . import paths
@@ -129,6 +129,8 @@ def not_found(job_id: int) -> HTTPException:
 
 
 def can_view(caller: User | Provider, job: models.Job) -> bool:
+    """As a member: the job's author, a role in its collab, an administrator (or its provider).
+    Jobs of public collabs are visible to more users (`get_visible`), but only to read."""
     if isinstance(caller, Provider):
         return caller.serves(job.hardware_platform)
     if job.status == "removed" and not caller.is_admin:
@@ -153,7 +155,10 @@ async def get_visible(
     session: AsyncSession, caller: User | Provider, job_id: int, *, lock: bool = False
 ) -> models.Job:
     """The job, if it exists and the caller may see it; 404 otherwise (existence is not leaked).
-    A removed job answers 410 with who removed it to the users who could see it before."""
+    A removed job answers 410 with who removed it to the users who could see it before.
+
+    Any user sees the (not removed) jobs of a public collab: routes that change a job must check
+    `can_edit` (or `can_view`, for what members only may do) on what this returns."""
     query = select(models.Job).where(models.Job.id == job_id)
     if lock:
         query = query.with_for_update()
@@ -167,7 +172,11 @@ async def get_visible(
         and (job.user_id == caller.username or caller.can_view(job.collab))
     ):
         raise HTTPException(status.HTTP_410_GONE, detail=removal_detail(job))
-    if not can_view(caller, job):
+    if not can_view(caller, job) and not (
+        isinstance(caller, User)
+        and job.status != "removed"
+        and await public_collabs(session, [job.collab])
+    ):
         raise not_found(job_id)
     return job
 

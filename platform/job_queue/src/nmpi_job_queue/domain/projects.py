@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import models
-from ..identity import User
+from ..identity import User, public_collabs
 from ..schemas.projects import Project, ProjectStatus, Quota
 
 P = models.Project
@@ -89,15 +89,6 @@ def to_schema(project: models.Project, quotas: Sequence[models.Quota] = ()) -> P
 
 def not_found(project_id: uuid.UUID) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no resource request {project_id}")
-
-
-async def public_collabs(session: AsyncSession, collabs: Sequence[str]) -> set[str]:
-    if not collabs:
-        return set()
-    rows = await session.execute(
-        select(models.Collab.id).where(models.Collab.id.in_(collabs), models.Collab.public)
-    )
-    return set(rows.scalars())
 
 
 async def can_view(session: AsyncSession, user: User, project: models.Project) -> bool:

@@ -1,4 +1,5 @@
-"""Comments on a job: any viewer of the job may comment; only its author edits or deletes one."""
+"""Comments on a job: its viewers read them; its author, its collab's members (any role) and
+administrators add them; only a comment's author edits or deletes it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,12 @@ async def list_comments(job_id: domain.JobId, session: DbSession, caller: Caller
 async def add_comment(
     job_id: domain.JobId, body: CommentBody, session: DbSession, user: CurrentUser
 ) -> Comment:
-    await domain.get_visible(session, user, job_id)
+    job = await domain.get_visible(session, user, job_id)
+    if not domain.can_view(user, job):  # a public collab's job: anyone reads, members comment
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"only members of collab '{job.collab}' may comment on its jobs",
+        )
     comment = models.Comment(job_id=job_id, user_id=user.username, content=body.content)
     session.add(comment)
     await session.commit()

@@ -6,10 +6,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
-from sqlalchemy import delete, select
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from sqlalchemy import ColumnElement, delete
 
-from .. import models
+from .. import models, paging
 from ..dependencies import (
     AppSettings,
     AsAdmin,
@@ -19,7 +19,7 @@ from ..dependencies import (
     require_admin,
     require_viewable,
 )
-from ..domain import data_items, quotas, states
+from ..domain import data_items, job_lists, quotas, states
 from ..domain import jobs as domain
 from ..identity import Provider
 from ..openapi import error_response
@@ -38,6 +38,8 @@ IGNORED_FIELDS_HEADER = {
 
 @router.get("/", response_model=list[Job])
 async def list_jobs(
+    request: Request,
+    response: Response,
     session: DbSession,
     caller: Caller,
     status_: Annotated[list[JobStatus] | None, Query(alias="status")] = None,
@@ -47,36 +49,63 @@ async def list_jobs(
     hardware_platform: Annotated[list[str] | None, Query()] = None,
     date_range_start: datetime | None = None,
     date_range_end: datetime | None = None,
-    size: Annotated[int, Query(ge=1, le=100_000)] = 10,
-    from_index: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    size: paging.PageSize = paging.DEFAULT_PAGE_SIZE,
+    from_index: paging.FromIndex = 0,
+    before_id: paging.BeforeId = None,
 ) -> list[Job]:
-    """Jobs, newest first. Without `collab`, a user sees only their own jobs."""
-    query = select(models.Job).where(models.Job.status != "removed")
+    """Jobs, newest first (removed jobs never). Without `collab`, a user sees only their own
+    jobs. Paged: a `Link: <...>; rel="next"` header gives the next page's URL."""
+    conditions: list[ColumnElement[bool]] = []
+    # Which index the query reads (see domain/job_lists.py): the collabs if given, else the
+    # users, else (a provider's list) the platforms; any other filter is checked per row.
+    listing: job_lists.JobListing
     if isinstance(caller, Provider):
-        platforms = set(hardware_platform or caller.platforms) & caller.platforms
-        query = query.where(models.Job.hardware_platform.in_(platforms))
+        platforms = sorted(set(hardware_platform or caller.platforms) & caller.platforms)
+        if not platforms:
+            return []
         if collab:
-            query = query.where(models.Job.collab.in_(collab))
+            listing = job_lists.JobListing("collab", collab)
+        elif user_id:
+            listing = job_lists.JobListing("user_id", user_id)
+        else:
+            listing = job_lists.JobListing("hardware_platform", platforms)
+        if listing.key != "hardware_platform":
+            conditions.append(models.Job.hardware_platform.in_(platforms))
+        if user_id and listing.key != "user_id":
+            conditions.append(models.Job.user_id.in_(user_id))
     else:
         if collab:
-            require_viewable(caller, collab, "jobs")
-            query = query.where(models.Job.collab.in_(collab))
-        elif not caller.is_admin or not user_id:
-            query = query.where(models.Job.user_id == caller.username)
+            await require_viewable(session, caller, collab, "jobs")
+            listing = job_lists.JobListing("collab", collab)
+            if user_id:
+                conditions.append(models.Job.user_id.in_(user_id))
+        elif caller.is_admin and user_id:
+            listing = job_lists.JobListing("user_id", user_id)
+        else:  # their own jobs (none, if they asked for someone else's)
+            mine = not user_id or caller.username in user_id
+            listing = job_lists.JobListing("user_id", [caller.username] if mine else [])
         if hardware_platform:
-            query = query.where(models.Job.hardware_platform.in_(hardware_platform))
-    if user_id:
-        query = query.where(models.Job.user_id.in_(user_id))
+            conditions.append(models.Job.hardware_platform.in_(hardware_platform))
     if status_:
-        query = query.where(models.Job.status.in_(states.listed_statuses(status_)))
+        asked = states.listed_statuses(status_)
+        listing.statuses = [s for s in job_lists.LISTED_STATUSES if s in asked]
     if tags:
-        query = query.where(models.Job.tags.overlap(tags))
+        conditions.append(models.Job.tags.overlap(tags))
     if date_range_start:
-        query = query.where(models.Job.timestamp_submission >= domain.as_utc(date_range_start))
+        conditions.append(models.Job.timestamp_submission >= domain.as_utc(date_range_start))
     if date_range_end:
-        query = query.where(models.Job.timestamp_submission <= domain.as_utc(date_range_end))
-    query = query.order_by(models.Job.id.desc()).offset(from_index).limit(size)
-    rows = (await session.execute(query)).scalars().all()
+        conditions.append(models.Job.timestamp_submission <= domain.as_utc(date_range_end))
+    listing.conditions = conditions
+    if listing.empty:
+        return []
+    limit = paging.page_size(size)
+    query, parameters = job_lists.page_query(
+        listing, limit=limit + 1, offset=from_index, before_id=before_id
+    )
+    rows = (await session.execute(query, parameters)).scalars().all()
+    if len(rows) > limit:
+        rows = rows[:limit]
+        paging.link_next(request, response, before_id=rows[-1].id)
     return [domain.to_schema(job) for job in rows]
 
 

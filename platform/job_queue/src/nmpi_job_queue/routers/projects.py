@@ -5,11 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from sqlalchemy import delete, or_, select
 
-from .. import models
-from ..dependencies import AsAdmin, Caller, CurrentUser, DbSession, require_admin
+from .. import models, paging
+from ..dependencies import (
+    AsAdmin,
+    Caller,
+    CurrentUser,
+    DbSession,
+    require_admin,
+    require_viewable,
+)
 from ..domain import projects as domain
 from ..identity import Provider, User
 from ..openapi import error_response
@@ -33,26 +40,21 @@ _DECISIONS = (ProjectStatus.accepted, ProjectStatus.rejected)
 
 @router.get("/")
 async def list_projects(
+    request: Request,
+    response: Response,
     session: DbSession,
     user: CurrentUser,
     status_: Annotated[list[ProjectStatus] | None, Query(alias="status")] = None,
     collab: Annotated[list[str] | None, Query()] = None,
     owner: Annotated[list[str] | None, Query()] = None,
-    size: Annotated[int, Query(ge=1, le=100_000)] = 10,
-    from_index: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    size: paging.PageSize = paging.DEFAULT_PAGE_SIZE,
+    from_index: paging.FromIndex = 0,
 ) -> list[Project]:
-    """Resource requests of the collabs the caller may view (all of them, for admins)."""
+    """Resource requests of the collabs the caller may view (all of them, for admins), those in
+    preparation first, then by submission date, newest first. Paged: see the `Link` header."""
     query = select(models.Project)
     if collab:
-        if not user.is_admin:
-            public = await domain.public_collabs(session, collab)
-            refused = [c for c in collab if not user.can_view(c, c in public)]
-            if refused:
-                raise HTTPException(
-                    status.HTTP_403_FORBIDDEN,
-                    detail=f"you may not view the resource requests of collab(s): "
-                    f"{', '.join(refused)}",
-                )
+        await require_viewable(session, user, collab, "resource requests")
         query = query.where(models.Project.collab.in_(collab))
     elif not user.is_admin:
         query = query.where(domain.visible_condition(user))
@@ -60,12 +62,17 @@ async def list_projects(
         query = query.where(models.Project.owner.in_(owner))
     if status_:
         query = query.where(or_(*(domain.status_condition(s) for s in set(status_))))
+    # A collab's resource requests are few: offset paging is cheap enough for them.
+    limit = paging.page_size(size)
     query = (
         query.order_by(models.Project.submission_date.desc().nulls_first(), models.Project.id)
         .offset(from_index)
-        .limit(size)
+        .limit(limit + 1)
     )
     rows = list((await session.execute(query)).scalars())
+    if len(rows) > limit:
+        rows = rows[:limit]
+        paging.link_next(request, response, from_index=from_index + limit)
     quotas = await domain.load_quotas(session, [p.id for p in rows])
     return [domain.to_schema(p, quotas[p.id]) for p in rows]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from sqlalchemy import select
 
-from .. import models
+from .. import models, paging
 from ..dependencies import AppSettings, Caller, CurrentProvider, DbSession, require_viewable
 from ..domain import quotas
-from ..identity import Provider, User
+from ..identity import Provider, User, public_collabs
 from ..schemas.jobs import ResourceUsage
 from ..schemas.service import Session, SessionCreation, SessionStatus, SessionUpdate
 from ..units import usage_units
@@ -61,7 +61,10 @@ async def _get_visible(
     if lock:
         query = query.with_for_update()
     row = (await session.execute(query)).scalar_one_or_none()
-    if row is None or not _can_view(caller, row):
+    if row is None or not (
+        _can_view(caller, row)
+        or (isinstance(caller, User) and await public_collabs(session, [row.collab]))
+    ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no session with id {session_id}")
     return row
 
@@ -101,15 +104,19 @@ async def start_session(
 
 @router.get("/")
 async def list_sessions(
+    request: Request,
+    response: Response,
     session: DbSession,
     caller: Caller,
     collab: Annotated[list[str] | None, Query()] = None,
     status_: Annotated[list[SessionStatus] | None, Query(alias="status")] = None,
     hardware_platform: Annotated[list[str] | None, Query()] = None,
-    size: Annotated[int, Query(ge=1, le=100_000)] = 10,
-    from_index: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    size: paging.PageSize = paging.DEFAULT_PAGE_SIZE,
+    from_index: paging.FromIndex = 0,
+    before_id: paging.BeforeId = None,
 ) -> list[Session]:
-    """Sessions, newest first: a provider's platforms; a user's own, or those of `collab`."""
+    """Sessions, newest first: a provider's platforms; a user's own, or those of `collab`.
+    Paged: see the `Link` header."""
     query = select(models.Session)
     if isinstance(caller, Provider):
         platforms = set(hardware_platform or caller.platforms) & caller.platforms
@@ -118,7 +125,7 @@ async def list_sessions(
             query = query.where(models.Session.collab.in_(collab))
     else:
         if collab:
-            require_viewable(caller, collab, "sessions")
+            await require_viewable(session, caller, collab, "sessions")
             query = query.where(models.Session.collab.in_(collab))
         else:
             query = query.where(models.Session.user_id == caller.username)
@@ -126,8 +133,15 @@ async def list_sessions(
             query = query.where(models.Session.hardware_platform.in_(hardware_platform))
     if status_:
         query = query.where(models.Session.status.in_([s.value for s in status_]))
-    query = query.order_by(models.Session.id.desc()).offset(from_index).limit(size)
-    return [_to_schema(row) for row in (await session.execute(query)).scalars()]
+    if before_id is not None:  # sessions.id is an INTEGER: a larger bound means all of them
+        query = query.where(models.Session.id <= min(before_id - 1, 2**31 - 1))
+    limit = paging.page_size(size)
+    query = query.order_by(models.Session.id.desc()).offset(from_index).limit(limit + 1)
+    rows = list((await session.execute(query)).scalars())
+    if len(rows) > limit:
+        rows = rows[:limit]
+        paging.link_next(request, response, before_id=rows[-1].id)
+    return [_to_schema(row) for row in rows]
 
 
 @router.get("/{session_id}")

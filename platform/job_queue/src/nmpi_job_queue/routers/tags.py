@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, status
 from sqlalchemy import func, select
 
 from .. import limits, models
-from ..dependencies import Caller, CurrentUser, DbSession
+from ..dependencies import Caller, CurrentUser, DbSession, require_viewable
 from ..domain import jobs as domain
 from ..schemas.jobs import Tag
 
@@ -64,10 +64,7 @@ async def collab_tags(
     tag = func.unnest(models.Job.tags).label("tag")
     query = select(tag).where(models.Job.status != "removed")
     if collab is not None:
-        if not user.can_view(collab):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, detail=f"you may not view collab {collab}"
-            )
+        await require_viewable(session, user, [collab], "tags")
         query = query.where(models.Job.collab == collab)
     else:
         query = query.where(models.Job.user_id == user.username)
