@@ -38,6 +38,8 @@ REDUNDANCY_WAIT = 240.0
 # failover daemon's lease TTL (10 s), so a lost witness also costs the daemon its lease.
 FAULT_HOLD = 20.0
 FAULT_MAX = 90.0
+# How long restoring the healthy state keeps asking for a refused failback.
+FAILBACK_RETRY = 90.0
 PREFERRED_SITE = "castor"
 
 
@@ -206,10 +208,24 @@ class Chaos:
         if seconds is None:
             raise AssertionError(f"the lab is not redundant before the scenario: {problems}")
         if self.leader_site() != PREFERRED_SITE:
-            self.failover_cli("failback", "--yes")
+            self._failback()
             seconds, problems = self.wait_redundant()
             if seconds is None or self.leader_site() != PREFERRED_SITE:
                 raise AssertionError(f"failback to {PREFERRED_SITE} did not converge: {problems}")
+
+    def _failback(self, deadline: float = FAILBACK_RETRY) -> None:
+        """`nmpi-failover failback`, asked again while it refuses for a passing reason: just
+        after a heal the preferred site's web VM may still be starting (its probe times out),
+        which the command refuses at once rather than waits for (CI saw it once)."""
+        started = time.monotonic()
+        while True:
+            try:
+                self.failover_cli("failback", "--yes")
+                return
+            except RuntimeError:
+                if time.monotonic() - started > deadline:
+                    raise
+                time.sleep(5)
 
     @contextmanager
     def watching(self, name: str) -> Iterator[Session]:
