@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import nmpi
+import nmpi.nmpi_user
 import pytest
 from nmpi_job_queue import admin, migrate
 from nmpi_job_queue.db import make_engine, make_sessionmaker
@@ -174,3 +176,19 @@ def api(server: str) -> Iterator[Callable[..., httpx.Client]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def client_factory(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[Account], nmpi.Client]:
+    """The unmodified nmpi client for an account, pointed at the live server."""
+    # The client caches the token in ~/.hbptoken: keep it out of the real home.
+    monkeypatch.setattr(nmpi.nmpi_user, "TOKENFILE", str(tmp_path / "hbptoken"))
+
+    def make(account: Account) -> nmpi.Client:
+        return nmpi.Client(
+            token=account.token, job_service=server, user_info_endpoint=f"{server}/userinfo"
+        )
+
+    return make

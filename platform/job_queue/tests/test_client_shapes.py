@@ -49,21 +49,6 @@ NewProvider = Callable[[list[str]], str]
 
 
 @pytest.fixture
-def client_for(
-    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[Account], nmpi.Client]:
-    # The client caches the token in ~/.hbptoken: keep it out of the real home.
-    monkeypatch.setattr(nmpi.nmpi_user, "TOKENFILE", str(tmp_path / "hbptoken"))
-
-    def make(account: Account) -> nmpi.Client:
-        return nmpi.Client(
-            token=account.token, job_service=server, user_info_endpoint=f"{server}/userinfo"
-        )
-
-    return make
-
-
-@pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A hardware site's file server for outputs (loopback only)."""
     root = tmp_path / "site"
@@ -98,7 +83,7 @@ def job_id_of(uri: str) -> int:
 
 @pytest.mark.parametrize("status", ["finished", "error"])
 def test_completed_job_without_outputs(
-    client_for: Callable[[Account], nmpi.Client],
+    client_factory: Callable[[Account], nmpi.Client],
     new_user: NewUser,
     new_provider: NewProvider,
     api: Api,
@@ -106,7 +91,7 @@ def test_completed_job_without_outputs(
     status: str,
 ) -> None:
     alice = new_user()
-    client = client_for(alice)
+    client = client_factory(alice)
     uri = client.submit_job(source=SCRIPT, platform=PLATFORM, collab_id=alice.collab)
     provider = api(api_key=new_provider([PLATFORM]))
     run_job(provider, job_id_of(uri), {"status": status, "log": "no output written\n"})
@@ -129,10 +114,10 @@ def test_completed_job_without_outputs(
 
 
 def test_fields_of_a_new_job_are_present_and_empty(
-    client_for: Callable[[Account], nmpi.Client], new_user: NewUser, api: Api
+    client_factory: Callable[[Account], nmpi.Client], new_user: NewUser, api: Api
 ) -> None:
     alice = new_user()
-    client = client_for(alice)
+    client = client_factory(alice)
     created = api(alice.token).post(
         "/jobs/", json={"code": SCRIPT, "collab": alice.collab, "hardware_platform": PLATFORM}
     )
@@ -159,7 +144,7 @@ def test_fields_of_a_new_job_are_present_and_empty(
 
 
 def test_outputs_given_by_url_only_get_a_path(
-    client_for: Callable[[Account], nmpi.Client],
+    client_factory: Callable[[Account], nmpi.Client],
     new_user: NewUser,
     new_provider: NewProvider,
     api: Api,
@@ -167,7 +152,7 @@ def test_outputs_given_by_url_only_get_a_path(
     tmp_path: Path,
 ) -> None:
     alice = new_user()
-    client = client_for(alice)
+    client = client_factory(alice)
     uri = client.submit_job(source=SCRIPT, platform=PLATFORM, collab_id=alice.collab)
     root, base = site
     (root / "job_7" / "run 1").mkdir(parents=True)
@@ -227,14 +212,14 @@ PROVIDER_OPERATIONS |= {("patch", "/jobs/{job_id}/log")}
 
 
 def test_ids_out_of_range_are_no_such_job(
-    client_for: Callable[[Account], nmpi.Client],
+    client_factory: Callable[[Account], nmpi.Client],
     new_user: NewUser,
     new_provider: NewProvider,
     api: Api,
     server: str,
 ) -> None:
     alice = new_user()
-    client = client_for(alice)
+    client = client_factory(alice)
     for bad in BAD_IDS:
         with pytest.raises(Exception, match=f"No such job: {bad}$"):
             client.get_job(bad)
@@ -291,14 +276,14 @@ def _warning(reply: httpx.Response) -> list[str]:
 
 
 def test_unknown_submission_fields_are_ignored(
-    client_for: Callable[[Account], nmpi.Client],
+    client_factory: Callable[[Account], nmpi.Client],
     new_user: NewUser,
     new_provider: NewProvider,
     api: Api,
     server: str,
 ) -> None:
     alice = new_user()
-    client = client_for(alice)
+    client = client_factory(alice)
     user = api(alice.token)
     # What the reference's Job Manager app sends: nothing unknown, no warning.
     manager_app = {
@@ -343,13 +328,13 @@ def test_unknown_submission_fields_are_ignored(
 
 
 def test_shapes_of_comments_projects_quotas_sessions_collabs(
-    client_for: Callable[[Account], nmpi.Client],
+    client_factory: Callable[[Account], nmpi.Client],
     new_user: NewUser,
     new_provider: NewProvider,
     api: Api,
 ) -> None:
     alice = new_user(roles={"shared-lab": "viewer"})
-    client = client_for(alice)
+    client = client_factory(alice)
     uri = client.submit_job(source=SCRIPT, platform=PLATFORM, collab_id=alice.collab)
     provider = api(api_key=new_provider([PLATFORM]))
     run_job(provider, job_id_of(uri), {"status": "finished"})

@@ -9,7 +9,6 @@ import http.client
 import json
 import socket
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,20 +25,6 @@ Api = Callable[..., httpx.Client]
 NewUser = Callable[..., Account]
 
 
-@pytest.fixture
-def client_for(
-    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[Account], nmpi.Client]:
-    monkeypatch.setattr(nmpi.nmpi_user, "TOKENFILE", str(tmp_path / "hbptoken"))
-
-    def make(account: Account) -> nmpi.Client:
-        return nmpi.Client(
-            token=account.token, job_service=server, user_info_endpoint=f"{server}/userinfo"
-        )
-
-    return make
-
-
 def client_error(call: Callable[[], object]) -> str:
     """The message of the exception the nmpi client raises for an error reply."""
     with pytest.raises(Exception) as caught:  # noqa: PT011 - the client raises bare Exception
@@ -54,10 +39,10 @@ def jobs_of(api: Api, account: Account) -> list[dict[str, Any]]:
 
 
 def test_client_reads_which_field_broke_which_rule(
-    api: Api, new_user: NewUser, client_for: Callable[[Account], nmpi.Client]
+    api: Api, new_user: NewUser, client_factory: Callable[[Account], nmpi.Client]
 ) -> None:
     alice = new_user()
-    client = client_for(alice)
+    client = client_factory(alice)
     tags = [f"tag{i}" for i in range(5000)]
     message = client_error(
         lambda: client.submit_job(SCRIPT, PLATFORM, alice.collab, tags=tags),
@@ -85,10 +70,10 @@ def test_client_reads_which_field_broke_which_rule(
 
 
 def test_client_sees_413_for_huge_bodies(
-    api: Api, new_user: NewUser, client_for: Callable[[Account], nmpi.Client]
+    api: Api, new_user: NewUser, client_factory: Callable[[Account], nmpi.Client]
 ) -> None:
     alice = new_user()
-    client = client_for(alice)
+    client = client_factory(alice)
     message = client_error(lambda: client.submit_job("x" * 10_000_000, PLATFORM, alice.collab))
     assert message.startswith("Error 413: request body too large: at most 4194304 bytes (4 MiB)")
     assert len(message) < 200
@@ -141,10 +126,10 @@ def test_url_over_8_kib_is_refused(api: Api, new_user: NewUser) -> None:
 
 
 def test_tags_per_job_are_bounded(
-    new_user: NewUser, client_for: Callable[[Account], nmpi.Client]
+    new_user: NewUser, client_factory: Callable[[Account], nmpi.Client]
 ) -> None:
     alice = new_user()
-    client = client_for(alice)
+    client = client_factory(alice)
     uri = client.submit_job(SCRIPT, PLATFORM, alice.collab, tags=[f"a{i}" for i in range(60)])
     client.add_tags(uri, [f"b{i}" for i in range(40)])
     message = client_error(lambda: client.add_tags(uri, ["one-more"]))

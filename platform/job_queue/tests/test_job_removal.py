@@ -24,20 +24,6 @@ Api = Callable[..., httpx.Client]
 NewUser = Callable[..., Account]
 
 
-@pytest.fixture
-def client_factory(
-    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[Account], nmpi.Client]:
-    monkeypatch.setattr(nmpi.nmpi_user, "TOKENFILE", str(tmp_path / "hbptoken"))
-
-    def make(account: Account) -> nmpi.Client:
-        return nmpi.Client(
-            token=account.token, job_service=server, user_info_endpoint=f"{server}/userinfo"
-        )
-
-    return make
-
-
 def claim(site: httpx.Client, platform: str, job_id: int) -> dict[str, Any]:
     """Claim jobs of `platform` until `job_id` comes (older jobs of other tests come first)."""
     for _ in range(1000):

@@ -4,14 +4,12 @@ page of 1000, at most 10,000 per page, and a `Link: <...>; rel="next"` header wh
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import nmpi
 import nmpi.nmpi_user
 import psycopg
-import pytest
 from conftest import Account, run_admin
 from nmpi_job_queue import admin
 from nmpi_job_queue.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -19,20 +17,6 @@ from nmpi_job_queue.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 SCRIPT = "import pyNN.spiNNaker as sim\nsim.setup()\nsim.run(10.0)\nsim.end()\n"
 Api = Callable[..., httpx.Client]
 Params = list[tuple[str, str | int | float | bool | None]]
-
-
-@pytest.fixture
-def client_factory(
-    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[Account], nmpi.Client]:
-    monkeypatch.setattr(nmpi.nmpi_user, "TOKENFILE", str(tmp_path / "hbptoken"))
-
-    def make(account: Account) -> nmpi.Client:
-        return nmpi.Client(
-            token=account.token, job_service=server, user_info_endpoint=f"{server}/userinfo"
-        )
-
-    return make
 
 
 def submit(client: httpx.Client, collab: str, platform: str = "BrainScaleS") -> int:

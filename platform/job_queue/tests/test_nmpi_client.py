@@ -89,21 +89,6 @@ class TestProvider(threading.Thread):
 
 
 @pytest.fixture
-def client_factory(
-    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[Account], nmpi.Client]:
-    # The client caches the token in ~/.hbptoken: keep it out of the real home.
-    monkeypatch.setattr(nmpi.nmpi_user, "TOKENFILE", str(tmp_path / "hbptoken"))
-
-    def make(account: Account) -> nmpi.Client:
-        return nmpi.Client(
-            token=account.token, job_service=server, user_info_endpoint=f"{server}/userinfo"
-        )
-
-    return make
-
-
-@pytest.fixture
 def provider(
     server: str, new_provider: Callable[[list[str]], str], output_site: tuple[Path, str]
 ) -> Iterator[TestProvider]:
