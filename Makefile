@@ -27,8 +27,9 @@ setup: ## Install the locked toolchain (.venv) and start a Docker engine
 images: setup ## Build the base image and every images/*/Dockerfile (cached)
 	@images/build.sh
 
-lint: ## ruff, mypy, yamllint, ansible-lint (production profile)
+lint: ## ruff, mypy, yamllint, ansible-lint (production profile), shellcheck
 	@scripts/setup.sh --no-docker
+	scripts/shell-scripts | xargs --no-run-if-empty shellcheck
 	ruff check .
 	ruff format --check .
 	mypy

@@ -22,13 +22,15 @@ die() { log "error: $*"; exit 1; }
 docker_cli() { if [ -x /usr/bin/docker ]; then /usr/bin/docker "$@"; else docker "$@"; fi; }
 
 image_ref() {  # images/<dir> -> name:tag from images.env
-  local var="NMPI_IMAGE_$(echo "$1" | tr '[:lower:]-' '[:upper:]_')"
+  local var
+  var="NMPI_IMAGE_$(echo "$1" | tr '[:lower:]-' '[:upper:]_')"
   [ -n "${!var:-}" ] || die "images/$1 has no name: add $var=<name> to images/images.env"
   printf '%s:%s\n' "${!var}" "$NMPI_IMAGE_TAG"
 }
 
 build_context() {  # images/<dir> -> the folder to send as build context (staged under $2)
-  local var="NMPI_CONTEXT_$(echo "$1" | tr '[:lower:]-' '[:upper:]_')"
+  local var
+  var="NMPI_CONTEXT_$(echo "$1" | tr '[:lower:]-' '[:upper:]_')"
   if [ -z "${!var:-}" ]; then printf '%s\n' "$here/$1"; return; fi
   local source="$top/${!var}" stage="$2/$1" uv package
   [ -d "$source" ] || die "$var=${!var} is not a folder of the repository"

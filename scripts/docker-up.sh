@@ -46,7 +46,9 @@ fi
 
 os_id=""; os_like=""
 if [ -r "$os_release" ]; then
+  # shellcheck source=/dev/null  # os-release is the machine's, not the project's
   os_id=$(. "$os_release"; echo "${ID:-}")
+  # shellcheck source=/dev/null
   os_like=$(. "$os_release"; echo "${ID_LIKE:-}")
 fi
 case " $os_id $os_like " in

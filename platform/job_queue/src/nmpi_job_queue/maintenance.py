@@ -46,9 +46,6 @@ class ServiceStatusCache:
         self._read_at = time.monotonic()
         return self._value
 
-    def forget(self) -> None:
-        self._read_at = float("-inf")
-
 
 class MaintenanceMiddleware:
     def __init__(self, app: ASGIApp, cache: ServiceStatusCache) -> None:
