@@ -80,7 +80,7 @@ bench-deploy: images ## Deploy figures on the lab: site.yml cold, end to end (la
 	python tests/lab/bench_deploy.py $(BENCH_ARGS)
 
 
-devstack: images ## Start the local two-region OpenStack (tests/devstack; reuses a running one)
+devstack: images ## Start the local two-region OpenStack (lab/: nmpi-devstack; reuses a running one)
 	$(DEVSTACK) up
 
 devstack-status: ## Processes and health of the local OpenStack
@@ -93,7 +93,7 @@ devstack-clean: ## Stop the local OpenStack and remove its state and instances (
 	$(DEVSTACK) clean --yes
 
 bench-lab: images ## Local OpenStack figures: cold up, restart, memory with 6 instances (wipes the lab)
-	python tests/devstack/bench/bench_lab.py $(BENCH_ARGS)
+	python lab/bench/bench_lab.py $(BENCH_ARGS)
 
 clean: ## Remove the Python environment and caches (images stay; docker rmi them by hand)
 	-test ! -x $(DEVSTACK) || $(DEVSTACK) clean --yes

@@ -1,4 +1,4 @@
-"""Building blocks of the suites that run against the local OpenStack (tests/devstack).
+"""Building blocks of the suites that run against the local OpenStack (lab/, nmpi-devstack).
 
 A `Site` is one region's test resources (a network behind a router to `public`, a security
 group allowing SSH from the lab and everything from its own members, servers, floating IPs),
@@ -23,7 +23,7 @@ import openstack.connection
 import openstack.exceptions
 import pytest
 
-LAB_RANGES = "198.18.0.0/15"  # tests/devstack addresses.py: the lab's own ranges
+LAB_RANGES = "198.18.0.0/15"  # nmpi_devstack.addresses: the lab's own ranges
 DNS_SERVER = "198.18.0.1"
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""Rendering of every configuration file of the lab (templates in tests/devstack/templates).
+"""Rendering of every configuration file of the lab (templates in lab/templates).
 
 Rendered at every `up` (cheap, and a changed template or setting takes effect at the next start
 of the process that reads it); a file is rewritten only when its content changes. Files hold

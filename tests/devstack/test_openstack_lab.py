@@ -21,7 +21,7 @@ import openstack.exceptions
 import pytest
 import yaml
 
-from tests.devstack.tests.labcloud import (
+from tests.devstack.labcloud import (
     DNS_SERVER,
     LAB_RANGES,
     Site,

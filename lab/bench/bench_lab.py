@@ -1,6 +1,6 @@
 """Figures of the local OpenStack: cold start, restart, and memory with six instances.
 
-    python tests/devstack/bench/bench_lab.py [--fresh] [--restarts 3] [--instances 6]
+    python lab/bench/bench_lab.py [--fresh] [--restarts 3] [--instances 6]
 
 - cold `up`: from a wiped lab state (`nmpi-devstack clean`), so databases, schemas, Keystone,
   seed data and every service start from nothing; with --fresh the services venv is removed
@@ -31,7 +31,7 @@ import docker  # type: ignore[import-untyped]
 import openstack.config.loader
 import openstack.connection
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 HOME = Path(os.environ.get("NMPI_DEVSTACK_HOME", REPO / ".cache" / "devstack"))
 GIB = 1024**3
 

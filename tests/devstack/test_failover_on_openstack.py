@@ -23,7 +23,7 @@ from nmpi_failover.config import Config, parse_config
 from nmpi_failover.decide import MoveFloatingIp
 from nmpi_failover.ports import DnsConflictError
 
-from tests.devstack.tests.labcloud import (
+from tests.devstack.labcloud import (
     DNS_SERVER,
     Site,
     build_site,

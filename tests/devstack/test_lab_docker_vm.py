@@ -26,7 +26,7 @@ import docker.errors  # type: ignore[import-untyped]
 import pytest
 from nmpi_lab_openstack import cloud_config, docker_vm
 
-from tests.devstack.tests.labcloud import wait_until
+from tests.devstack.labcloud import wait_until
 from tests.support import read_images_env
 
 REGION = "nmpilabtest"

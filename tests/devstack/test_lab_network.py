@@ -33,7 +33,7 @@ import pytest
 from nmpi_devstack import addresses, chaos
 from nmpi_lab_openstack import netagent
 
-from tests.devstack.tests.labcloud import wait_until
+from tests.devstack.labcloud import wait_until
 from tests.support import read_images_env
 
 pytestmark = pytest.mark.slow

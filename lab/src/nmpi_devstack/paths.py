@@ -16,10 +16,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-# tests/devstack/src/nmpi_devstack/paths.py -> the repository root is four levels up.
-REPO_ROOT = Path(__file__).resolve().parents[4]
-DEVSTACK_DIR = REPO_ROOT / "tests" / "devstack"
-TEMPLATES_DIR = DEVSTACK_DIR / "templates"
+# lab/src/nmpi_devstack/paths.py -> the repository root is three levels up.
+REPO_ROOT = Path(__file__).resolve().parents[3]
+LAB_DIR = REPO_ROOT / "lab"
+TEMPLATES_DIR = LAB_DIR / "templates"
 IMAGES_ENV = REPO_ROOT / "images" / "images.env"
 UV = REPO_ROOT / ".cache" / "tools" / "bin" / "uv"
 

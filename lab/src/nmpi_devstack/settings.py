@@ -1,6 +1,6 @@
 """The lab's choices that a developer may override from the environment.
 
-The defaults are the lab drivers (tests/devstack/plugins). While one of them is being written,
+The defaults are the lab drivers (lab/plugins). While one of them is being written,
 a stock driver can stand in, e.g.:
 
     NMPI_DEVSTACK_COMPUTE_DRIVER=fake.FakeDriver

@@ -11,11 +11,11 @@ from .paths import REPO_ROOT, UV, Paths
 from .supervisor import LabError
 
 # Nova imports compute drivers only as nova.virt.<compute_driver>: this module is the bridge to
-# the lab hypervisor, which lives in nmpi_lab_openstack (tests/devstack/plugins).
+# the lab hypervisor, which lives in nmpi_lab_openstack (lab/plugins).
 NOVA_SHIM = (
-    "# Written by nmpi-devstack (tests/devstack/src/nmpi_devstack/venv.py) at every `up`:\n"
+    "# Written by nmpi-devstack (lab/src/nmpi_devstack/venv.py) at every `up`:\n"
     "# Nova loads compute drivers only from nova.virt, so compute_driver = nmpi_lab.LabDriver\n"
-    "# resolves here, to the lab hypervisor of tests/devstack/plugins.\n"
+    "# resolves here, to the lab hypervisor of lab/plugins.\n"
     "from nmpi_lab_openstack.nova_driver import LabDriver  # noqa: F401\n"
 )
 

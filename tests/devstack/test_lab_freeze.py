@@ -34,7 +34,7 @@ import pytest
 from nmpi_devstack import chaos
 from nmpi_lab_openstack import docker_vm
 
-from tests.devstack.tests.labcloud import wait_until
+from tests.devstack.labcloud import wait_until
 from tests.support import read_images_env
 
 pytestmark = pytest.mark.slow

@@ -357,7 +357,7 @@ class Lab:
             raise LabError(
                 "lab drivers not found in the services venv:\n"
                 + "\n".join(missing)
-                + "\n  (see tests/devstack/README.md, 'Stand-in drivers')"
+                + "\n  (see lab/README.md, 'Stand-in drivers')"
             )
 
     def prepare_state_dirs(self) -> None:

@@ -1,4 +1,4 @@
-"""nmpi-devstack: the local OpenStack of nmpi-infra, a region per site (see tests/devstack)."""
+"""nmpi-devstack: the local OpenStack of nmpi-infra, a region per site (see lab/README.md)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
             f"Debian. Regions: {', '.join(regions.DEFAULT)} by default, any of"
             f" {', '.join(a.REGIONS)} with\n"
             "`up --regions`. Instances are containers run by the lab hypervisor.\n"
-            "See tests/devstack/README.md."
+            "See lab/README.md."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
