@@ -2,7 +2,7 @@
 they take writes (split brain), the public name and the Patroni leader over time (failovers,
 DNS moves), and whether the platform is fully redundant again.
 
-The members are asked from inside their VMs' network namespaces (tests/chaos/dbprobe.py under
+The members are asked from inside their VMs' network namespaces (nmpi_lab.chaos.dbprobe under
 nsenter), so a cut site is still seen; everything else is read over the lab's networks as an
 operator would: Patroni's /cluster and etcd's /health through the floating IPs, TLS checked
 against the lab CA, the public name at the witness's DNS server without any cache.
@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from nmpi_devstack import chaos as lab_chaos
+from nmpi_devstack.paths import REPO_ROOT as REPO
 
-from tests.lab import deployment
-from tests.support import REPO
+from nmpi_lab import deployment
 
 # A sample older than this says nothing about "now" (a frozen member answers nothing).
 SAMPLE_FRESH = 1.5
@@ -89,7 +89,7 @@ class RoleMonitor:
                     "--",
                     sys.executable,
                     "-m",
-                    "tests.chaos.dbprobe",
+                    "nmpi_lab.chaos.dbprobe",
                     "--password-file",
                     str(self.password_file),
                 ],

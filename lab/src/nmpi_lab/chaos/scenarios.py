@@ -23,12 +23,12 @@ from typing import Any
 import openstack.config.loader
 import openstack.connection
 from nmpi_devstack import chaos as lab_chaos
+from nmpi_devstack.paths import REPO_ROOT as REPO
 
-from tests.chaos import observe
-from tests.chaos.load import Credentials, LoadClient, longest_gap
-from tests.chaos.resolver import CachingResolver
-from tests.lab import deployment
-from tests.support import REPO
+from nmpi_lab import deployment
+from nmpi_lab.chaos import observe
+from nmpi_lab.chaos.load import Credentials, LoadClient, longest_gap
+from nmpi_lab.chaos.resolver import CachingResolver
 
 # Heal deadline the issue sets: full redundancy back within this after the fault is healed.
 REDUNDANCY_DEADLINE = 60.0

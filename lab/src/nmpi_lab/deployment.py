@@ -2,7 +2,7 @@
 
 Everything is read from where the deployment keeps it: groups and variables from the
 inventory (`ansible-inventory`), addresses from the clouds (the servers' floating IPs), the CA
-from the lab's generated folder. Used by `make lab` (tests/lab/info.py prints how to reach the
+from the lab's generated folder. Used by `make lab` (nmpi_lab.info prints how to reach the
 platform) and by the acceptance suite (tests/lab/test_site_on_lab.py).
 """
 
@@ -26,8 +26,8 @@ import dns.query
 import dns.rdatatype
 import openstack.config.loader
 import openstack.connection
+from nmpi_devstack.paths import REPO_ROOT as REPO
 
-REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventories" / "lab"
 GENERATED = INVENTORY / "generated"
 DEMO_USER = "demo"

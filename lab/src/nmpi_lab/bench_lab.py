@@ -1,6 +1,6 @@
 """Figures of the local OpenStack: cold start, restart, and memory with six instances.
 
-    python lab/bench/bench_lab.py [--fresh] [--restarts 3] [--instances 6]
+    python -m nmpi_lab.bench_lab [--fresh] [--restarts 3] [--instances 6]
 
 - cold `up`: from a wiped lab state (`nmpi-devstack clean`), so databases, schemas, Keystone,
   seed data and every service start from nothing; with --fresh the services venv is removed
@@ -30,8 +30,8 @@ from typing import Any
 import docker  # type: ignore[import-untyped]
 import openstack.config.loader
 import openstack.connection
+from nmpi_devstack.paths import REPO_ROOT as REPO
 
-REPO = Path(__file__).resolve().parents[2]
 HOME = Path(os.environ.get("NMPI_DEVSTACK_HOME", REPO / ".cache" / "devstack"))
 GIB = 1024**3
 
@@ -135,7 +135,9 @@ def measure_memory(count_wanted: int) -> None:
 def main() -> int:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog="python -m nmpi_lab.bench_lab",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
     )
     parser.add_argument("--fresh", action="store_true", help="also remove the services venv")
     parser.add_argument("--restarts", type=int, default=3, help="restart rounds (median)")

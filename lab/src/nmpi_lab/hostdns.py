@@ -1,8 +1,8 @@
 """Let this machine resolve the lab's public name through the lab's own DNS server.
 
-    sudo .venv/bin/python -m tests.lab.hostdns on       # `make lab` runs it after site.yml
-    .venv/bin/python -m tests.lab.hostdns status        # is it in place, does the name resolve
-    sudo .venv/bin/python -m tests.lab.hostdns off      # `make lab-down` runs it first
+    sudo .venv/bin/python -m nmpi_lab.hostdns on       # `make lab` runs it after site.yml
+    .venv/bin/python -m nmpi_lab.hostdns status        # is it in place, does the name resolve
+    sudo .venv/bin/python -m nmpi_lab.hostdns off      # `make lab-down` runs it first
 
 The public name (api.nmpi.lab.example) lives in the zone that the witness's BIND9 serves, and
 a failover moves it from castor's floating IP to jusuf's by an RFC 2136 update there. A line
@@ -39,7 +39,7 @@ systemd-resolved, which rewrites it and answers on 127.0.0.53: nothing is writte
 
 Exit codes: 0 done (or nothing to do); 1 failed, nothing changed; 3 not done on purpose, nothing
 changed, the command to run was printed (not root, or systemd-resolved's file, or rotate).
-`make lab` accepts 3 (the platform is deployed; tests/lab/info.py prints the command again);
+`make lab` accepts 3 (the platform is deployed; nmpi_lab.info prints the command again);
 `make lab-down` does not: it stops before destroying anything, so the block never outlives the
 lab's DNS server.
 """
@@ -65,14 +65,14 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+from nmpi_devstack.paths import REPO_ROOT as REPO
 
-REPO = Path(__file__).resolve().parents[2]
 RESOLV_CONF = Path("/etc/resolv.conf")
 HOSTS_FILE = Path("/etc/hosts")
 BEGIN_PREFIX = "# >>> nmpi-infra lab DNS"
 END_PREFIX = "# <<< nmpi-infra lab DNS"
 BEGIN = (
-    f"{BEGIN_PREFIX}: written by `python -m tests.lab.hostdns on`, "
+    f"{BEGIN_PREFIX}: written by `python -m nmpi_lab.hostdns on`, "
     "removed by `make lab-down` (... hostdns off) >>>"
 )
 END = f"{END_PREFIX} <<<"
@@ -391,7 +391,7 @@ def sudo_command(
     resolv_conf: Path = RESOLV_CONF,
 ) -> str:
     """The command that does `action` as root, to print for a person."""
-    words = [sys.executable, "-m", "tests.lab.hostdns", action]
+    words = [sys.executable, "-m", "nmpi_lab.hostdns", action]
     for flag, value in (("--server", server), ("--zone", zone), ("--name", name)):
         if value:
             words += [flag, value]
@@ -410,7 +410,7 @@ def _say(message: str) -> None:
 
 def _lab() -> tuple[str, str, str]:
     """(DNS server, zone, public name) of the deployed lab (LookupError when not deployed)."""
-    from tests.lab import deployment  # the OpenStack SDK: only when the lab is asked
+    from nmpi_lab import deployment  # the OpenStack SDK: only when the lab is asked
 
     # `sudo .venv/bin/python ...` runs with sudo's PATH: the venv's ansible-inventory first.
     venv_bin = str(Path(sys.executable).parent)
@@ -611,7 +611,7 @@ def _address(value: str) -> str:
 
 def parser() -> argparse.ArgumentParser:
     result = argparse.ArgumentParser(
-        prog="python -m tests.lab.hostdns",
+        prog="python -m nmpi_lab.hostdns",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Let this machine resolve the lab's public name through the lab's DNS server (the\n"
@@ -628,7 +628,7 @@ def parser() -> argparse.ArgumentParser:
             "          to what the lab's DNS says (exit 0 only then)"
         ),
         epilog=(
-            "The server, zone and name come from the deployed lab (tests/lab/deployment.py)\n"
+            "The server, zone and name come from the deployed lab (nmpi_lab.deployment)\n"
             "unless given. The file is rewritten in place (never renamed over: bind mounts and\n"
             "symlinks stay), never left half-written. systemd-resolved's resolv.conf is left\n"
             "alone: the resolvectl commands are printed instead.\n"
@@ -638,9 +638,9 @@ def parser() -> argparse.ArgumentParser:
             "to run was printed.\n"
             "\n"
             "examples:\n"
-            "  sudo .venv/bin/python -m tests.lab.hostdns on\n"
-            "  .venv/bin/python -m tests.lab.hostdns status\n"
-            "  python -m tests.lab.hostdns on --server 198.18.83.10 --name api.nmpi.lab.example"
+            "  sudo .venv/bin/python -m nmpi_lab.hostdns on\n"
+            "  .venv/bin/python -m nmpi_lab.hostdns status\n"
+            "  python -m nmpi_lab.hostdns on --server 198.18.83.10 --name api.nmpi.lab.example"
             " \\\n      --resolv-conf /tmp/resolv.conf --no-check   # try it on a copy"
         ),
     )

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from tests.chaos.resolver import CachingResolver
+from nmpi_lab.chaos.resolver import CachingResolver
 
 CONNECT_TIMEOUT = 2.0
 ANSWER_TIMEOUT = 15.0

@@ -1,9 +1,9 @@
 """Leader-site loss, measured N times on the deployed lab: how long users are without service
 and where the time goes. A benchmark that prints figures (make bench-failover), not a test.
 
-    python -m tests.chaos.bench_failover [--runs 10] [--json FILE]
+    python -m nmpi_lab.chaos.bench_failover [--runs 10] [--json FILE]
 
-Each run is the chaos suite's leader-site-cut scenario (tests/chaos/scenarios.py): from the
+Each run is the chaos suite's leader-site-cut scenario (nmpi_lab.chaos.scenarios): from the
 healthy state (leader and name at castor; a failback between runs), castor is cut off from
 everything while a user submits jobs through the public name (resolved at the witness, cached
 for the TTL) and a hardware site claims them; the cut lasts until users are served at jusuf
@@ -22,16 +22,16 @@ import sys
 import time
 from pathlib import Path
 
-from tests.chaos import observe
-from tests.chaos.scenarios import SCENARIOS, Chaos, run, table
-from tests.lab import deployment
+from nmpi_lab import deployment
+from nmpi_lab.chaos import observe
+from nmpi_lab.chaos.scenarios import SCENARIOS, Chaos, run, table
 
 STAGES = ("leader moved", "name moved", "client served at new site")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.chaos.bench_failover",
+        prog="python -m nmpi_lab.chaos.bench_failover",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

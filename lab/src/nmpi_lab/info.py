@@ -1,11 +1,11 @@
 """Print how to reach the platform that `make lab` deployed (the end of `make lab`).
 
-    python -m tests.lab.info          # the public URL, the CA file, a three-line nmpi example
-    python -m tests.lab.info --json   # the same, for scripts
+    python -m nmpi_lab.info          # the public URL, the CA file, a three-line nmpi example
+    python -m nmpi_lab.info --json   # the same, for scripts
 
-It reads the deployment (tests/lab/deployment.py) and makes the demo user's token once. The
+It reads the deployment (nmpi_lab.deployment) and makes the demo user's token once. The
 example uses the public name, which this machine resolves through the lab's DNS once
-`python -m tests.lab.hostdns on` (the end of `make lab`, as root) has put the lab's DNS server
+`python -m nmpi_lab.hostdns on` (the end of `make lab`, as root) has put the lab's DNS server
 first in /etc/resolv.conf: the name then follows a failover, and the example keeps working.
 """
 
@@ -15,15 +15,15 @@ import argparse
 import json
 import sys
 
-from tests.lab import deployment, hostdns
+from nmpi_lab import deployment, hostdns
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.lab.info",
+        prog="python -m nmpi_lab.info",
         description="How to reach the platform deployed on the local lab by `make lab`.",
         epilog="The public name lives in the lab's DNS server at the witness; this machine "
-        "resolves it once `python -m tests.lab.hostdns on` has run (make lab does, as root).",
+        "resolves it once `python -m nmpi_lab.hostdns on` has run (make lab does, as root).",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON object instead")
     args = parser.parse_args(argv)
@@ -93,7 +93,7 @@ def _resolution(
         return [
             f"This machine resolves {name} through the lab's DNS: /etc/resolv.conf asks",
             f"{dns_server} first (for the lab's zone only: other names go on to the machine's",
-            "own nameservers; `make lab-down` removes it, `python -m tests.lab.hostdns status`).",
+            "own nameservers; `make lab-down` removes it, `python -m nmpi_lab.hostdns status`).",
             failover,
         ]
     if here:
@@ -117,7 +117,7 @@ def _resolution(
         lines.append(
             f"/etc/resolv.conf asks the lab's DNS ({dns_server}) first, yet this machine "
             f"resolves {name} to {found}, the lab's DNS to {', '.join(resolved) or 'nothing'} "
-            "(python -m tests.lab.hostdns status)."
+            "(python -m nmpi_lab.hostdns status)."
         )
     return lines
 

@@ -1,6 +1,6 @@
 """Run inside a database VM's network namespace (nsenter --net): is PostgreSQL writable now?
 
-    nsenter --target <VM pid> --net -- python -m tests.chaos.dbprobe --password-file F
+    nsenter --target <VM pid> --net -- python -m nmpi_lab.chaos.dbprobe --password-file F
 
 Prints one JSON line per probe: {"t": <unix time>, "writable": true|false|null, "error": ...}.
 "writable" means the member would acknowledge a commit now: a primary (not in recovery, not
@@ -54,7 +54,7 @@ def probe(password: str, database: str, user: str) -> tuple[bool | None, str | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.chaos.dbprobe", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m nmpi_lab.chaos.dbprobe", description=__doc__)
     parser.add_argument("--password-file", type=Path, required=True)
     parser.add_argument("--user", default="postgres")
     parser.add_argument("--database", default="postgres")

@@ -1,6 +1,6 @@
 """Deploy figures of the lab: how long site.yml takes cold, end to end, and when re-run.
 
-    python tests/lab/bench_deploy.py [--reruns 3] [--skip-end-to-end]   (make bench-deploy)
+    python -m nmpi_lab.bench_deploy [--reruns 3] [--skip-end-to-end]   (make bench-deploy)
 
 1. cold site.yml: the lab's OpenStack running, none of the platform's resources (destroy.yml
    first), then `ansible-playbook site.yml -i inventories/lab`;
@@ -20,9 +20,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from nmpi_devstack.paths import REPO_ROOT as REPO
+
 BIN = REPO / ".venv" / "bin"
 LOGS = REPO / ".cache" / "logs"
 REGIONS = "castor,jusuf,witness"
@@ -82,7 +82,9 @@ def destroy() -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m nmpi_lab.bench_deploy", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--reruns", type=int, default=3, help="idempotent re-runs (median)")
     parser.add_argument("--skip-end-to-end", action="store_true", help="no lab stop and start")
     args = parser.parse_args()
