@@ -7,7 +7,9 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .supervisor import LabError, tail
+from nmpi_lab.processes import tail
+
+from .supervisor import LabError
 
 
 def run(

@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nmpi_lab.processes import start as start_process
+from nmpi_lab.processes import tail
+
 from .checks import Check
 from .paths import Paths
 
@@ -82,11 +85,6 @@ def is_alive(info: PidInfo | None) -> bool:
     return fields[0] not in ("Z", "X") and int(fields[19]) == info.start_time
 
 
-def running_pid(paths: Paths, name: str) -> int | None:
-    info = read_pid(paths, name)
-    return info.pid if info is not None and is_alive(info) else None
-
-
 def session_members(sid: int) -> list[int]:
     """Live processes of the session a lab process leads (itself and what it forked)."""
     members = []
@@ -110,17 +108,6 @@ def config_hash(directory: Path | None) -> str:
     return digest.hexdigest()
 
 
-def tail(path: Path, lines: int = 25) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 64 * 1024))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
-
-
 class Supervisor:
     def __init__(self, paths: Paths, base_env: Mapping[str, str]) -> None:
         self.paths = paths
@@ -130,24 +117,15 @@ class Supervisor:
         self._started_wall: dict[str, float] = {}
 
     def start(self, spec: ProcSpec) -> int:
-        log = self.paths.log(spec.name)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            out.write(
-                f"\n===== nmpi-devstack {time.strftime('%Y-%m-%d %H:%M:%S')} starting: "
-                f"{' '.join(spec.argv)}\n".encode()
-            )
-            out.flush()
-            child = subprocess.Popen(
-                spec.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**self.base_env, **spec.env},
-                cwd=self.paths.home,
-                start_new_session=True,
-                close_fds=True,
-            )
+        child = start_process(
+            spec.argv,
+            self.paths.log(spec.name),
+            env={**self.base_env, **spec.env},
+            cwd=self.paths.home,
+            new_session=True,  # its session id is its pid: `stop` signals what it forked
+            header=f"\n===== nmpi-devstack {time.strftime('%Y-%m-%d %H:%M:%S')} starting: "
+            f"{' '.join(spec.argv)}\n",
+        )
         self._children[spec.name] = child
         self._started[spec.name] = time.monotonic()
         self._started_wall[spec.name] = time.time()
