@@ -56,14 +56,14 @@ LAB_REGIONS := castor,jusuf,witness
 lab: images ## The main job on the local lab: OpenStack (castor, jusuf, witness), site.yml, how to reach it
 	$(DEVSTACK) up --regions $(LAB_REGIONS)
 	ansible-playbook site.yml -i inventories/lab $(ANSIBLE_ARGS)
-	python -m tests.lab.hostdns on || test $$? -eq 3
-	python -m tests.lab.info
+	python -m nmpi_lab.hostdns on || test $$? -eq 3
+	python -m nmpi_lab.info
 
 lab-info: ## How to reach the platform `make lab` deployed: URL, CA file, an nmpi client example
-	python -m tests.lab.info
+	python -m nmpi_lab.info
 
 lab-down: setup ## Remove what site.yml created on the lab (playbooks/destroy.yml), then stop the lab
-	python -m tests.lab.hostdns off
+	python -m nmpi_lab.hostdns off
 	$(DEVSTACK) up --regions $(LAB_REGIONS)
 	ansible-playbook playbooks/destroy.yml -i inventories/lab -e nmpi_destroy_confirm=lab
 	$(DEVSTACK) down
@@ -75,13 +75,13 @@ chaos: setup ## Fault scenarios on the deployed lab (make lab first), with users
 	pytest tests/chaos $(if $(SCENARIO),-k "$(SCENARIO)") $(PYTEST_ARGS)
 
 bench-failover: setup ## Leader-site loss 10 times on the deployed lab: outage distribution and where the time goes [BENCH_ARGS=--runs N]
-	python -m tests.chaos.bench_failover $(BENCH_ARGS)
+	python -m nmpi_lab.chaos.bench_failover $(BENCH_ARGS)
 
 bench-deploy: images ## Deploy figures on the lab: site.yml cold, end to end (lab stopped), re-run (destroys the lab's platform)
-	python tests/lab/bench_deploy.py $(BENCH_ARGS)
+	python -m nmpi_lab.bench_deploy $(BENCH_ARGS)
 
 
-devstack: images ## Start the local two-region OpenStack (tests/devstack; reuses a running one)
+devstack: images ## Start the local two-region OpenStack (lab/: nmpi-devstack; reuses a running one)
 	$(DEVSTACK) up
 
 devstack-status: ## Processes and health of the local OpenStack
@@ -94,7 +94,7 @@ devstack-clean: ## Stop the local OpenStack and remove its state and instances (
 	$(DEVSTACK) clean --yes
 
 bench-lab: images ## Local OpenStack figures: cold up, restart, memory with 6 instances (wipes the lab)
-	python tests/devstack/bench/bench_lab.py $(BENCH_ARGS)
+	python -m nmpi_lab.bench_lab $(BENCH_ARGS)
 
 clean: ## Remove the Python environment and caches (images stay; docker rmi them by hand)
 	-test ! -x $(DEVSTACK) || $(DEVSTACK) clean --yes

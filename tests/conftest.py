@@ -8,15 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from nmpi_devstack.paths import Paths
 
 from tests.support import REPO, tool_env
 
 LOGS = REPO / ".cache" / "logs"
 LAB_REGIONS = "castor,jusuf,witness"
-
-
-def devstack_home() -> Path:
-    return Path(os.environ.get("NMPI_DEVSTACK_HOME", REPO / ".cache" / "devstack"))
 
 
 def _devstack(*args: str, log: Path, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -36,7 +33,7 @@ def _devstack(*args: str, log: Path, timeout: float) -> subprocess.CompletedProc
 
 @pytest.fixture(scope="session")
 def openstack_lab() -> Iterator[Path]:
-    """The local two-region OpenStack (tests/devstack), up and healthy: its clouds.yaml.
+    """The local OpenStack (lab/, `nmpi-devstack`), up and healthy: its clouds.yaml.
 
     A lab that is already running is reused and left running; one this fixture started is
     stopped again at the end of the session (its state stays, so the next start is quick),
@@ -51,7 +48,7 @@ def openstack_lab() -> Iterator[Path]:
     if up.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-40:])
         pytest.fail(f"nmpi-devstack up failed (exit {up.returncode}); log: {log}\n{tail}")
-    clouds = devstack_home() / "clouds.yaml"
+    clouds = Paths.from_env().clouds_yaml  # NMPI_DEVSTACK_HOME, as nmpi-devstack reads it
     assert clouds.is_file(), f"nmpi-devstack up wrote no {clouds}"
     yield clouds
     if not was_running and os.environ.get("NMPI_DEVSTACK_KEEP") != "1":

@@ -5,7 +5,7 @@ The services are those of the daemon's tests (failover/tests/failover_services.p
 holding the public name with the TSIG key, a 3-member etcd cluster for the lease, an HTTPS
 /readyz per site, and an in-process stand-in for Patroni's REST API (a switchover there is
 instant: what is measured is the daemon, not Patroni; the real Patroni's failovers are
-measured on the deployed lab by `make bench-failover`, tests/chaos/bench_failover.py). The
+measured on the deployed lab by `make bench-failover`, nmpi_lab.chaos.bench_failover). The
 daemon runs as a subprocess with a 1 s interval, and the bench measures:
 
   (a) decision-to-DNS latency: from the daemon's journal entry of a PointDns decision

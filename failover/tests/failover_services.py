@@ -6,7 +6,8 @@
 * FakePatroni: Patroni's REST API (/cluster, /switchover, /failover) with the documented
   status codes (the real Patroni is exercised on the deployed lab: tests/chaos).
 
-Everything listens on 127.0.0.1 at free ports and is stopped by its fixture.
+Everything listens on 127.0.0.1 at free ports and is stopped by its fixture; the server
+processes are started, awaited and stopped by the lab's one harness (nmpi_lab.processes).
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -47,28 +47,16 @@ from cryptography.x509.oid import NameOID
 from nmpi_failover.config import Config, load_config
 from nmpi_failover.daemon import Daemon, build_adapters
 from nmpi_failover.journal import Journal, read_tail
+from nmpi_lab.processes import free_port as free_port  # re-exported for the tests
+from nmpi_lab.processes import start
+from nmpi_lab.processes import stop as stop
+from nmpi_lab.processes import wait_until as wait_until
 
 SERVER_NAME = "nmpi.lab.example"
 ZONE = "lab.example."
 RECORD = "nmpi.lab.example."
 KEY_NAME = "nmpi-failover."
 CASTOR_IP, JUSUF_IP = "192.0.2.10", "198.51.100.10"  # only ever DNS data, never contacted
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not ready within {timeout} s")
 
 
 def need(binary: str, package: str) -> str:
@@ -78,16 +66,6 @@ def need(binary: str, package: str) -> str:
     if path is None:
         pytest.skip(f"{binary} not installed (Debian package {package})")
     return path
-
-
-def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 # --- TLS -----------------------------------------------------------------------------------
@@ -326,17 +304,14 @@ def start_bind(directory: Path, address: str = CASTOR_IP) -> Bind:
     secret_file = directory / "tsig.key"
     secret_file.write_text(secret_b64 + "\n")
     secret_file.chmod(0o600)
-    log = open(directory / "named.log", "wb")  # noqa: SIM115 - lives as long as named
-    process = subprocess.Popen(
-        [named, "-g", "-4", "-c", str(directory / "named.conf")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log = directory / "named.log"
+    log.unlink(missing_ok=True)  # this start's output only
+    process = start([named, "-g", "-4", "-c", str(directory / "named.conf")], log)
     bind = Bind(port, secret, secret_file, process, directory)
 
     def answers() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"named exited: {(directory / 'named.log').read_text()[-2000:]}")
+            raise RuntimeError(f"named exited: {log.read_text()[-2000:]}")
         try:
             response = dns.query.udp(
                 dns.message.make_query(ZONE, "SOA"), "127.0.0.1", port=port, timeout=0.3
@@ -372,8 +347,7 @@ class EtcdMember:
     def start(self, initial_cluster: str, token: str) -> None:
         etcd = need("etcd", "etcd-server")
         self.cluster = (initial_cluster, token)
-        log = open(self.directory / f"{self.name}.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
+        self.process = start(
             [
                 etcd,
                 "--name", self.name,
@@ -391,8 +365,7 @@ class EtcdMember:
                 "--logger", "zap",
                 "--log-level", "error",
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self.directory / f"{self.name}.log",
         )  # fmt: skip
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

@@ -1,7 +1,7 @@
 """Designate and Neutron adapters without a cloud: their pure choices, and their calls
 against an in-memory stand-in for openstacksdk's proxies (the same method names and
 arguments). They run against the local OpenStack in
-tests/devstack/tests/test_failover_on_openstack.py."""
+tests/devstack/test_failover_on_openstack.py."""
 
 from __future__ import annotations
 

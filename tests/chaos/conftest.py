@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from nmpi_lab import deployment
+from nmpi_lab.chaos import observe
+from nmpi_lab.chaos.scenarios import Chaos, Row, table
 
-from tests.chaos import observe
-from tests.chaos.scenarios import Chaos, Row, table
-from tests.lab import deployment
 from tests.support import REPO
 
 REPORT = REPO / ".cache" / "logs" / "chaos-report.txt"

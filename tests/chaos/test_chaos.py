@@ -1,4 +1,4 @@
-"""The chaos suite: every scenario of tests/chaos/scenarios.py against the deployed lab.
+"""The chaos suite: every scenario of nmpi_lab.chaos.scenarios against the deployed lab.
 
 Each test runs one scenario from the healthy state with users and a hardware site at work,
 and fails with the row's problems (acknowledged jobs lost, two writable primaries, a job
@@ -12,8 +12,7 @@ or the scenario's own limits). The table of every row is printed at the end of t
 from __future__ import annotations
 
 import pytest
-
-from tests.chaos.scenarios import SCENARIOS, Chaos, Row, run
+from nmpi_lab.chaos.scenarios import SCENARIOS, Chaos, Row, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 

@@ -4,7 +4,7 @@ The session deploys with `ansible-playbook site.yml -i inventories/lab` on the l
 (a lab that is already deployed only converges again), then checks what users and operators
 rely on: the database leader and its synchronous standby, both sites' APIs through their
 floating IPs, the public name in the lab's DNS (and through this machine's resolver once
-tests/lab/hostdns.py has put the lab's DNS first), a job submitted with the real nmpi client
+nmpi_lab.hostdns has put the lab's DNS first), a job submitted with the real nmpi client
 through the public name, and a second run and a check-mode run that change nothing.
 """
 
@@ -21,8 +21,8 @@ from typing import Any
 
 import nmpi
 import pytest
+from nmpi_lab import deployment, hostdns
 
-from tests.lab import deployment, hostdns
 from tests.support import REPO, tool_env
 
 # In the pytest process that runs every suite of the local OpenStack (scripts/run-tests).
@@ -115,7 +115,7 @@ def test_nmpi_client_submits_a_job_through_the_public_name(
 def test_this_machine_resolves_the_public_name_through_the_labs_dns(
     lab: deployment.Deployment,
 ) -> None:
-    # What `make lab` does (tests/lab/hostdns.py), on the real /etc/resolv.conf: put back as it
+    # What `make lab` does (nmpi_lab.hostdns), on the real /etc/resolv.conf: put back as it
     # was, byte for byte, whatever happens (it may already hold the block: make lab's).
     path = hostdns.RESOLV_CONF
     if os.geteuid() != 0 or hostdns.managed_by_resolved(path):

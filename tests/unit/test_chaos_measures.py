@@ -15,11 +15,10 @@ import dns.message
 import dns.rcode
 import dns.rrset
 import pytest
-
-from tests.chaos.load import longest_gap
-from tests.chaos.observe import RoleMonitor, Sample
-from tests.chaos.resolver import CachingResolver, ResolveError
-from tests.chaos.scenarios import SCENARIOS, Row, table
+from nmpi_lab.chaos.load import longest_gap
+from nmpi_lab.chaos.observe import RoleMonitor, Sample
+from nmpi_lab.chaos.resolver import CachingResolver, ResolveError
+from nmpi_lab.chaos.scenarios import SCENARIOS, Row, table
 
 
 def test_longest_gap_counts_the_edges_of_the_window() -> None:

@@ -30,7 +30,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -50,6 +49,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the PostgreSQL harness of the 
 from nmpi_job_queue import admin, migrate  # noqa: E402
 from nmpi_job_queue.db import make_engine, make_sessionmaker  # noqa: E402
 from nmpi_job_queue.settings import Settings  # noqa: E402
+from nmpi_lab import processes  # noqa: E402
 from pg_harness import PgCluster, cluster_root, free_port  # noqa: E402
 
 SUBMIT_PLATFORM = "SpiNNaker"
@@ -218,29 +218,20 @@ def serve(database_url: str, workers: int, logfile: Path) -> Iterator[tuple[str,
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
     ]  # fmt: skip
     environment = {**os.environ, "NMPI_DATABASE_URL": database_url}
-    with logfile.open("ab") as out:
-        process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    process = processes.start(command, logfile, env=environment)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with {process.returncode}; see {logfile}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not get ready within 60 s; see {logfile}")
-            time.sleep(0.2)
+        processes.wait_until(
+            lambda: processes.http_ok(f"{base}/readyz", timeout=2),
+            60,
+            "the server",
+            interval=0.2,
+            process=process,
+            log=logfile,
+        )
         yield base, process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        processes.stop(process, timeout=30)
 
 
 # --- measurements --------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pytest
 from nmpi_job_queue import admin, migrate
 from nmpi_job_queue.db import make_engine, make_sessionmaker
 from nmpi_job_queue.settings import Settings
+from nmpi_lab import processes
 from pg_harness import PgCluster, cluster_root, free_port
 
 T = TypeVar("T")
@@ -58,6 +58,23 @@ def run_admin(database_url: str, work: Callable[[Any], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
+def uvicorn_command(port: int, *options: str) -> list[str]:
+    """The job-queue server as the tests run it: uvicorn on 127.0.0.1:`port`, no access log."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "nmpi_job_queue.app:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *options,
+        "--no-access-log",
+    ]
+
+
 def start_server(database_url: str, log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     environment = {
@@ -67,44 +84,25 @@ def start_server(database_url: str, log: Path, **env: str) -> tuple[subprocess.P
         "NMPI_LOG_FORMAT": "json",
         **env,
     }
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "nmpi_job_queue.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            env=environment,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = processes.start(uvicorn_command(port), log, env=environment)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"server did not answer within 30 s; see {log}")
+    try:
+        processes.wait_until(
+            lambda: processes.http_ok(f"{base}/healthz"),
+            30,
+            "the job-queue server",
+            interval=0.1,
+            process=process,
+            log=log,
+        )
+    except BaseException:
+        processes.stop(process)
+        raise
+    return process, base
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    processes.stop(process)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from nmpi_lab.processes import free_port as free_port  # re-exported for the tests
 
 SUPERUSER = "nmpi"
 
@@ -33,12 +33,6 @@ def server_bin_dir() -> Path:
             "install Debian's postgresql package (scripts/setup.sh does it)"
         )
     return Path(found[-1]).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _as_server_user() -> list[str]:

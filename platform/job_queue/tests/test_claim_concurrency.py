@@ -7,10 +7,8 @@ database of its own, so that no other test's jobs or maintenance switch get in t
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 from conftest import run_admin, stop_server
 from nmpi_job_queue import admin, migrate
 from nmpi_job_queue.settings import Settings
+from nmpi_lab import processes
 from pg_harness import PgCluster, free_port
 
 PLATFORM = "Spikey"
@@ -50,22 +49,20 @@ def gunicorn_server(race_database: str, tmp_path_factory: pytest.TempPathFactory
         str(Path(sys.executable).parent / "nmpi-job-queue"), "serve",
         "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
     ]  # fmt: skip
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    process = processes.start(command, log, env=environment)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            stop_server(process)
-            raise RuntimeError(f"gunicorn did not get ready within 60 s; see {log}")
-        time.sleep(0.2)
+    try:
+        processes.wait_until(
+            lambda: processes.http_ok(f"{base}/readyz", timeout=2),
+            60,
+            "gunicorn",
+            interval=0.2,
+            process=process,
+            log=log,
+        )
+    except BaseException:
+        stop_server(process)
+        raise
     yield base
     stop_server(process)
 

@@ -27,7 +27,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +35,12 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import stop_server
+from conftest import stop_server, uvicorn_command
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from nmpi_lab import processes
 from pg_harness import free_port
 
 IAM_HOST = "iam.ebrains.eu"
@@ -201,45 +201,31 @@ def deployment(database_url: str, tmp_path: Path) -> Iterator[Deployment]:
     for server in servers:
         _serve(server)
     port = free_port()
-    with (tmp_path / "server.log").open("ab") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "nmpi_job_queue.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--ssl-certfile",
-                str(pki.cert_file),
-                "--ssl-keyfile",
-                str(pki.key_file),
-                "--no-access-log",
-            ],
-            env={
-                **os.environ,
-                "NMPI_DATABASE_URL": database_url,
-                "NMPI_IDENTITY_MODE": "oidc",
-                "NMPI_OIDC_USERINFO_URL": f"http://127.0.0.1:{iam_plain.server_address[1]}"
-                + USERINFO_PATH,
-                "NMPI_LOG_FORMAT": "json",
-            },
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    log = tmp_path / "server.log"
+    process = processes.start(
+        uvicorn_command(
+            port, "--ssl-certfile", str(pki.cert_file), "--ssl-keyfile", str(pki.key_file)
+        ),
+        log,
+        env={
+            **os.environ,
+            "NMPI_DATABASE_URL": database_url,
+            "NMPI_IDENTITY_MODE": "oidc",
+            "NMPI_OIDC_USERINFO_URL": f"http://127.0.0.1:{iam_plain.server_address[1]}"
+            + USERINFO_PATH,
+            "NMPI_LOG_FORMAT": "json",
+        },
+    )
     url = f"https://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60  # a loaded 2-core machine took 30 s
-        while True:
-            assert process.poll() is None, f"server exited; see {tmp_path / 'server.log'}"
-            assert time.monotonic() < deadline, "server did not answer within 60 s"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/healthz", verify=pki.context(), timeout=1).is_success:
-                    break
-            time.sleep(0.1)
+        processes.wait_until(
+            lambda: processes.http_ok(f"{url}/healthz", verify=pki.context()),
+            60,  # a loaded 2-core machine took 30 s
+            "the job-queue server",
+            interval=0.1,
+            process=process,
+            log=log,
+        )
         yield Deployment(url, pki, proxy, (root, f"http://127.0.0.1:{site.server_address[1]}"))
     finally:
         stop_server(process)

@@ -1,0 +1,1 @@
+"""The local multi-region OpenStack (lab/): `nmpi-devstack up|status|down|clean`."""

@@ -1,0 +1,268 @@
+"""The platform as site.yml deployed it on the local OpenStack (inventories/lab).
+
+Everything is read from where the deployment keeps it: groups and variables from the
+inventory (`ansible-inventory`), addresses from the clouds (the servers' floating IPs), the CA
+from the lab's generated folder. Used by `make lab` (nmpi_lab.info prints how to reach the
+platform) and by the acceptance suite (tests/lab/test_site_on_lab.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import openstack.config.loader
+import openstack.connection
+from nmpi_devstack.paths import REPO_ROOT as REPO
+
+INVENTORY = REPO / "inventories" / "lab"
+GENERATED = INVENTORY / "generated"
+DEMO_USER = "demo"
+DEMO_COLLAB = "demo-collab"
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    site: str
+    groups: frozenset[str]
+    public_ip: str
+
+
+@dataclass(frozen=True)
+class Deployment:
+    public_name: str  # without the final dot
+    zone: str
+    ca_file: Path
+    ssh_key: Path
+    hosts: dict[str, Host]
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.public_name}"
+
+    def host(self, site: str, group: str) -> Host:
+        for host in self.hosts.values():
+            if host.site == site and group in host.groups:
+                return host
+        raise LookupError(f"no host of group {group!r} at {site!r} in {INVENTORY}")
+
+    @property
+    def dns_server(self) -> Host:
+        return next(h for h in self.hosts.values() if "dns_server" in h.groups)
+
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    # --- what the acceptance checks read ------------------------------------------------
+
+    def resolve(self, name: str | None = None) -> list[str]:
+        """A records of `name` (default: the public name) from the witness's DNS server."""
+        query = dns.message.make_query((name or self.public_name) + ".", dns.rdatatype.A)
+        answer = dns.query.tcp(query, self.dns_server.public_ip, timeout=5)
+        return sorted(
+            item.address for rrset in answer.answer for item in rrset if rrset.rdtype == 1
+        )
+
+    def get_json(self, url: str, server_name: str | None = None, timeout: float = 10) -> Any:
+        """GET a JSON document over TLS checked against the lab CA (any status code)."""
+        request = urllib.request.Request(url)
+        if server_name:
+            request.add_header("Host", server_name)
+        handler = urllib.request.HTTPSHandler(context=self.tls_context())
+        opener = urllib.request.build_opener(handler)
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def readyz(self, site: str) -> int:
+        """Status of /readyz through the site's web floating IP (checked by address SAN)."""
+        status, _ = self.get_json(f"https://{self.host(site, 'web').public_ip}/readyz")
+        return int(status)
+
+    def patroni_cluster(self, timeout: float = 10) -> dict[str, Any]:
+        """Patroni's /cluster, from the first database member that answers."""
+        errors = []
+        for site in ("castor", "jusuf"):
+            address = self.host(site, "db").public_ip
+            try:
+                _, body = self.get_json(f"https://{address}:8008/cluster", timeout=timeout)
+                return dict(body)
+            except OSError as exc:
+                errors.append(f"{address}: {exc}")
+        raise ConnectionError("no Patroni REST API answered: " + "; ".join(errors))
+
+    def ssh(self, host: Host, command: str, timeout: float = 120) -> str:
+        result = subprocess.run(
+            [
+                "ssh",
+                "-i",
+                str(self.ssh_key),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "LogLevel=ERROR",
+                f"debian@{host.public_ip}",
+                command,
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{host.name}: {command!r} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def demo_token(self) -> str:
+        """An API token of the demo user (member of the demo collab), made once and kept in
+        the lab's generated folder (git-ignored)."""
+        path = GENERATED / "demo-token"
+        if path.is_file() and self._token_valid(path.read_text().strip()):
+            return path.read_text().strip()
+        web = self.host("castor", "web")
+        cli = "sudo docker exec nmpi-job-queue-1 nmpi-job-queue"
+        self.ssh(web, f"{cli} user add {DEMO_USER} --name 'Demo User' --email demo@lab.example")
+        self.ssh(web, f"{cli} collab add {DEMO_COLLAB} --title 'Demo collab'")
+        self.ssh(web, f"{cli} member add {DEMO_USER} {DEMO_COLLAB} --role editor")
+        token = self.ssh(web, f"{cli} token create {DEMO_USER} --days 30").strip().splitlines()[-1]
+        path.touch(mode=0o600)
+        path.write_text(token + "\n")
+        return token
+
+    def provider_key(self, provider: str = "chaos-poller", platform: str = "SpiNNaker") -> str:
+        """An API key of a hardware provider serving `platform` (what a site's poller uses),
+        made once and kept in the lab's generated folder (git-ignored)."""
+        path = GENERATED / f"provider-key-{provider}"
+        if path.is_file() and self._valid(path.read_text().strip(), "x-api-key"):
+            return path.read_text().strip()
+        web = self.host("castor", "web")
+        cli = "sudo docker exec nmpi-job-queue-1 nmpi-job-queue"
+        key = self.ssh(web, f"{cli} provider-key create {provider} --platform {platform}")
+        key = key.strip().splitlines()[-1]
+        path.touch(mode=0o600)
+        path.write_text(key + "\n")
+        return key
+
+    def _token_valid(self, token: str) -> bool:
+        return self._valid(token, "Authorization")
+
+    def _valid(self, secret: str, header: str) -> bool:
+        """Whether the platform knows the token or key (a redeployed lab has a new database)."""
+        if not secret:
+            return False
+        value = f"Bearer {secret}" if header == "Authorization" else secret
+        path = "/userinfo" if header == "Authorization" else "/jobs/?size=1"
+        request = urllib.request.Request(
+            f"https://{self.resolve()[0]}{path}", headers={header: value}
+        )
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=self.tls_context())
+        )
+        try:
+            with opener.open(request, timeout=10) as response:
+                return bool(response.status == 200)
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                return False
+            raise
+
+    @contextmanager
+    def public_name_resolved(self) -> Iterator[None]:
+        """Resolve the public name through the lab's DNS inside this process (the host's
+        resolver does not know the lab's zone), so an unmodified client can use the name."""
+        original: Callable[..., Any] = socket.getaddrinfo
+
+        def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(host, str) and host.rstrip(".") == self.public_name:
+                host = self.resolve()[0]
+            return original(host, *args, **kwargs)
+
+        socket.getaddrinfo = getaddrinfo
+        try:
+            yield
+        finally:
+            socket.getaddrinfo = original
+
+
+def _inventory() -> dict[str, Any]:
+    result = subprocess.run(
+        ["ansible-inventory", "-i", str(INVENTORY), "--list"],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def _clouds_file() -> Path:
+    default = REPO / ".cache" / "devstack" / "clouds.yaml"
+    return Path(os.environ.get("OS_CLIENT_CONFIG_FILE", default))
+
+
+def load() -> Deployment:
+    """The deployment as it is now; LookupError when a server or its floating IP is missing."""
+    inventory = _inventory()
+    hostvars: dict[str, dict[str, Any]] = inventory["_meta"]["hostvars"]
+    groups: dict[str, set[str]] = {}
+    for group, body in inventory.items():
+        for name in body.get("hosts", []) if isinstance(body, dict) else []:
+            groups.setdefault(name, set()).add(group)
+    for group in ("web", "db", "witness"):  # docker_hosts has children only
+        for name in groups:
+            if group in groups[name]:
+                groups[name].add("docker_hosts")
+    config = openstack.config.loader.OpenStackConfig(config_files=[str(_clouds_file())])
+    connections: dict[str, Any] = {}
+    hosts = {}
+    for name, variables in hostvars.items():
+        cloud = variables["site_cloud"]
+        if cloud not in connections:
+            connections[cloud] = openstack.connection.Connection(config=config.get_one(cloud=cloud))
+        server = connections[cloud].compute.find_server(name)
+        if server is None:
+            raise LookupError(f"no server {name} in cloud {cloud}: run `make lab` first")
+        addresses = [
+            a["addr"]
+            for network in server.addresses.values()
+            for a in network
+            if a.get("OS-EXT-IPS:type") == "floating"
+        ]
+        if not addresses:
+            raise LookupError(f"server {name} in cloud {cloud} has no floating IP")
+        hosts[name] = Host(name, variables["nmpi_site"], frozenset(groups[name]), addresses[0])
+    some = next(iter(hostvars.values()))
+    return Deployment(
+        public_name=str(some["nmpi_public_name"]).rstrip("."),
+        zone=str(some["nmpi_public_zone"]),
+        ca_file=GENERATED / "pki" / "ca.crt",
+        ssh_key=GENERATED / "id_ed25519",
+        hosts=hosts,
+    )

@@ -1,1 +1,0 @@
-"""The local multi-region OpenStack (tests/devstack): `nmpi-devstack up|status|down|clean`."""
