@@ -42,7 +42,9 @@ def urls(
     address_keys: Sequence[str] = ("nmpi_public_ip",),
 ) -> list[str]:
     """`scheme://address:port` of each host, in the given order."""
-    return [f"{scheme}://{_host_port(host_address(hostvars, h, address_keys), port)}" for h in hosts]
+    return [
+        f"{scheme}://{_host_port(host_address(hostvars, h, address_keys), port)}" for h in hosts
+    ]
 
 
 def etcd_hosts_for_site(

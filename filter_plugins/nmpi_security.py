@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def _port_ranges(function: str, names: list[str], ports: Mapping[str, Any]) -> list[tuple[int, int]]:
+def _port_ranges(
+    function: str, names: list[str], ports: Mapping[str, Any]
+) -> list[tuple[int, int]]:
     """The named ports as (min, max) ranges, adjacent ports merged."""
     unknown = [name for name in names if name not in ports]
     if unknown:
@@ -44,7 +46,9 @@ def security_groups(
             if unknown:
                 raise ValueError(f"security policy of {function}: unknown source(s) {unknown}")
             cidrs = [cidr for name in names for cidr in sources[name]] or [rule["remote_ip_prefix"]]
-            base = {k: v for k, v in rule.items() if k not in ("sources", "remote_ip_prefix", "ports")}
+            base = {
+                k: v for k, v in rule.items() if k not in ("sources", "remote_ip_prefix", "ports")
+            }
             if "ports" in rule:
                 ranges = _port_ranges(function, rule["ports"], ports or {})
             else:
