@@ -97,6 +97,66 @@ def test_check_config_names_the_patroni_tls_keys(lab: Path) -> None:
     ]
 
 
+def test_check_config_skip_files_checks_a_config_whose_files_are_elsewhere(
+    tmp_path: Path, lab: Path
+) -> None:
+    # Rendered on a controller before it is installed: the CA, TLS and TSIG files it names are
+    # on the target host only.
+    rendered = tmp_path / "elsewhere" / "config.yaml"
+    rendered.parent.mkdir()
+    rendered.write_text(lab.read_text() + "patroni:\n  ca_file: /nowhere/ca.pem\n")
+    result = run("check-config", "-c", str(rendered))
+    assert result.returncode == 2
+    assert "file not found" in result.stderr
+    result = run("check-config", "-c", str(rendered), "--skip-files")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"config OK: {rendered}")
+
+
+def test_check_config_skip_files_still_applies_every_rule(lab: Path) -> None:
+    broken = lab.with_name("broken.yaml")
+    broken.write_text(
+        lab.read_text().replace("preferred_site: castor", "preferred_site: castr")
+        + "patroni:\n  cert_file: /nowhere/client.pem\n"
+    )
+    result = run("check-config", "-c", str(broken), "--skip-files")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"config invalid: {broken}",
+        "  preferred_site: 'castr' is not one of the sites (castor, jusuf)",
+        "  patroni.key_file: required when the other of patroni.cert_file/patroni.key_file is set",
+    ]
+
+
+def test_check_config_names_reports_each_key_under_its_name(lab: Path) -> None:
+    names = lab.with_name("names.yaml")
+    names.write_text(
+        "sites: site_list\ninterval: round_interval\nprobe_timeout: round_probe_timeout\n"
+    )
+    text = lab.read_text()
+    broken = lab.with_name("broken.yaml")
+    broken.write_text(text.replace("probe_url: https://192.0.2.10/readyz", "probe_url: x"))
+    result = run("check-config", "-c", str(broken), "--skip-files", "--names", str(names))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"config invalid: {broken}"
+    assert lines[1].startswith("  site_list[0].probe_url (sites[0].probe_url): must be an https://")
+    broken.write_text(text.replace("probe_timeout: 1.5 ", "probe_timeout: 2.0 "))
+    result = run("check-config", "-c", str(broken), "--skip-files", "--names", str(names))
+    assert result.stderr.splitlines()[1:] == [
+        "  round_probe_timeout (probe_timeout): 2 s must be shorter than interval (2 s), or a "
+        "round's observation would be stale [interval: round_interval]"
+    ]
+
+
+def test_check_config_refuses_a_names_file_that_is_not_a_mapping(lab: Path) -> None:
+    names = lab.with_name("names.yaml")
+    names.write_text("- sites\n")
+    result = run("check-config", "-c", str(lab), "--names", str(names))
+    assert result.returncode == 2
+    assert "not a mapping of key to name" in result.stderr
+
+
 def test_check_config_of_a_missing_file_exits_2(tmp_path: Path) -> None:
     result = run("check-config", "-c", str(tmp_path / "absent.yaml"))
     assert result.returncode == 2

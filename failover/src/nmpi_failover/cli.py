@@ -6,10 +6,13 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import yaml
 
 from . import __version__
 from .config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
@@ -83,21 +86,71 @@ def _summary(path: Path, config: Config) -> str:
     )
 
 
+CHECK_CONFIG_EXAMPLES = """\
+examples:
+  nmpi-failover check-config -c /etc/nmpi-failover/config.yaml
+  # a config rendered elsewhere, before it is installed: its files are on the target host
+  nmpi-failover check-config -c rendered.yaml --skip-files --names names.yaml
+
+--names reads a YAML mapping of config keys (dotted, e.g. etcd.lease_ttl, sites) to the
+names they were generated from (e.g. Ansible variables): each problem is reported under the
+name of its key, and the names of other keys it mentions follow in [brackets].
+"""
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args)
+    names = _read_names(args.names) if args.names else {}
+    if names is None:
+        return EXIT_CONFIG
+    config = _load(args, check_files=not args.skip_files, names=names)
     if config is None:
         return EXIT_CONFIG
     print(_summary(args.config, config))
     return EXIT_OK
 
 
-def _load(args: argparse.Namespace) -> Config | None:
+def _read_names(path: Path) -> dict[str, str] | None:
     try:
-        return load_config(args.config)
+        names = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"nmpi-failover check-config: --names {path}: {exc}", file=sys.stderr)
+        return None
+    if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
+        print(
+            f"nmpi-failover check-config: --names {path}: not a mapping of key to name",
+            file=sys.stderr,
+        )
+        return None
+    return {str(key): value for key, value in names.items()}
+
+
+def name_problem(problem: str, names: dict[str, str]) -> str:
+    """`key: reason` with `key` (or its longest named prefix) replaced by its name, and the
+    names of the other named keys the reason mentions appended in brackets."""
+    key, sep, reason = problem.partition(": ")
+    if not sep or not names:
+        return problem
+    for prefix in sorted(names, key=len, reverse=True):
+        if key == prefix or key.startswith((prefix + ".", prefix + "[")):
+            key = f"{names[prefix]}{key[len(prefix) :]} ({key})"
+            break
+    mentioned = [
+        f"{other}: {names[other]}"
+        for other in names
+        if re.search(rf"(?<![\w.]){re.escape(other)}(?![\w])", reason)
+    ]
+    return f"{key}: {reason}" + (f" [{'; '.join(mentioned)}]" if mentioned else "")
+
+
+def _load(
+    args: argparse.Namespace, check_files: bool = True, names: dict[str, str] | None = None
+) -> Config | None:
+    try:
+        return load_config(args.config, check_files=check_files)
     except ConfigError as exc:
         print(f"config invalid: {args.config}", file=sys.stderr)
         for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+            print(f"  {name_problem(problem, names or {})}", file=sys.stderr)
         return None
 
 
@@ -352,7 +405,21 @@ def build_parser() -> argparse.ArgumentParser:
     failback.set_defaults(func=cmd_failback)
 
     check = sub(
-        "check-config", "validate the config; every error names its key (exit 2 when invalid)"
+        "check-config",
+        "validate the config; every error names its key (exit 2 when invalid)",
+        CHECK_CONFIG_EXAMPLES,
+    )
+    check.add_argument(
+        "--skip-files",
+        action="store_true",
+        help="do not open the files the config names (CA, TLS, TSIG secret) nor require them to "
+        "exist: for a config checked before it is installed on the host that holds them",
+    )
+    check.add_argument(
+        "--names",
+        type=Path,
+        metavar="FILE",
+        help="YAML mapping of config keys to the names to report them under",
     )
     check.set_defaults(func=cmd_check_config)
     return parser

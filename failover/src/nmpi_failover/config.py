@@ -6,6 +6,8 @@ Validation runs in two passes: the structural pass (types, unknown keys, URLs, f
 everything it finds; the cross-key pass (preferred site, uniqueness, timing relations) runs
 only on a structurally valid config, because its checks need every key to be there.
 Relative file paths are resolved against the directory of the config file.
+`check_files=False` leaves the files the config names alone (not opened, not required to
+exist): for checking a config before it is installed, away from the host that holds them.
 """
 
 from __future__ import annotations
@@ -107,8 +109,14 @@ def _resolve(path: Path, info: ValidationInfo) -> Path:
     return path
 
 
+def _checks_files(info: ValidationInfo) -> bool:
+    return not (isinstance(info.context, dict) and info.context.get("check_files") is False)
+
+
 def _existing_file(path: Path, info: ValidationInfo) -> Path:
     path = _resolve(path, info)
+    if not _checks_files(info):
+        return path
     if not path.exists():
         raise ValueError(f"file not found: {path}")
     if not path.is_file():
@@ -210,6 +218,8 @@ class TsigConfig(_Model):
     @classmethod
     def _secret_file(cls, value: Path, info: ValidationInfo) -> Path:
         path = _existing_file(value, info)
+        if not _checks_files(info):
+            return path
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & stat.S_IROTH:
             raise ValueError(
@@ -410,7 +420,7 @@ class Config(_Model):
 # --- cross-key checks ----------------------------------------------------------------------
 
 
-def _cross_key_problems(config: Config) -> Iterator[str]:
+def _cross_key_problems(config: Config, check_files: bool = True) -> Iterator[str]:
     names = [s.name for s in config.sites]
     if len(set(names)) != len(names):
         yield f"sites[1].name: {names[1]!r} is already the name of sites[0]"
@@ -447,7 +457,7 @@ def _cross_key_problems(config: Config) -> Iterator[str]:
     if (patroni.cert_file is None) != (patroni.key_file is None):
         missing = "patroni.key_file" if patroni.key_file is None else "patroni.cert_file"
         yield f"{missing}: required when the other of patroni.cert_file/patroni.key_file is set"
-    else:
+    elif check_files:
         yield from _patroni_tls_problems(patroni)
     zone = dns.name.from_text(config.dns.zone)
     if not dns.name.from_text(config.dns.record).is_subdomain(zone):
@@ -572,22 +582,23 @@ _StrictLoader.add_constructor(
 )
 
 
-def parse_config(data: Any, base_dir: Path | None = None) -> Config:
+def parse_config(data: Any, base_dir: Path | None = None, check_files: bool = True) -> Config:
     """Validate already-parsed YAML data; relative paths resolve against `base_dir`."""
     if not isinstance(data, dict):
         kind = "empty" if data is None else type(data).__name__
         raise ConfigError([f"(top level): must be a mapping of keys, got {kind}"])
     try:
-        config = Config.model_validate(data, context={"base_dir": base_dir or Path.cwd()})
+        context = {"base_dir": base_dir or Path.cwd(), "check_files": check_files}
+        config = Config.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError([_describe(e) for e in exc.errors()]) from None
-    problems = list(_cross_key_problems(config))
+    problems = list(_cross_key_problems(config, check_files))
     if problems:
         raise ConfigError(problems)
     return config
 
 
-def load_config(path: Path | str) -> Config:
+def load_config(path: Path | str, check_files: bool = True) -> Config:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -601,4 +612,4 @@ def load_config(path: Path | str) -> Config:
         raise ConfigError([f"{path}: {where}{exc.problem or exc.context}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
-    return parse_config(data, base_dir=path.resolve().parent)
+    return parse_config(data, base_dir=path.resolve().parent, check_files=check_files)
