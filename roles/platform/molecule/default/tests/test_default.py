@@ -395,14 +395,14 @@ def test_rolling_upgrade_without_failed_requests(
     with Traffic(address, collab, token) as traffic:
         rc, out, _ = converge(platform_action="upgrade", platform_api_image=image)
     assert rc == 0, out[-3000:]
+    assert traffic.failures == []
+    assert traffic.gets > 20
+    assert len(traffic.created) > 20
     assert all(inspect(host, name)["Config"]["Image"] == image for name in API)
     assert all(inspect(host, name)["Id"] != before[name] for name in API)
     # Each container went out of nginx's upstream and back: two reloads per container.
     assert out.count("TASK [platform : Service | Drain | Reload nginx]") == len(API), out[-3000:]
     assert out.count("TASK [platform : Service | Undrain | Reload nginx]") == len(API)
-    assert traffic.failures == []
-    assert traffic.gets > 20
-    assert len(traffic.created) > 20
     # Every job the platform acknowledged is there.
     headers = {"Authorization": f"Bearer {token}"}
     missing = [
