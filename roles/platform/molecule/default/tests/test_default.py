@@ -254,7 +254,7 @@ def test_schema_migrated_once(db: Any) -> None:
     assert version.strip() == head
 
 
-def converge(**extra_vars: object) -> tuple[int, str, int]:
+def converge(*options: str, **extra_vars: object) -> tuple[int, str, int]:
     """Run the scenario's converge.yml again: (return code, output, tasks changed)."""
     scenario = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", Path(__file__).parent.parent))
     result = subprocess.run(
@@ -265,6 +265,7 @@ def converge(**extra_vars: object) -> tuple[int, str, int]:
             str(scenario / "converge.yml"),
             "-e",
             json.dumps(extra_vars),
+            *options,
         ],
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -311,6 +312,126 @@ def test_new_settings_roll_out_without_failed_requests(host: Any, web: Site) -> 
     # Nothing left to do with the same variables; no migration ran again.
     rc, out, changed = converge(platform_api_env=setting)
     assert (rc, changed) == (0, 0), out[-3000:]
+
+
+class Traffic:
+    """Users at work through nginx while the platform changes: GETs, and job POSTs with a
+    token (not idempotent: nginx must never have one cut or sent twice). A new connection
+    per request, as the nmpi client makes (requests without a session)."""
+
+    def __init__(self, address: str, collab: str, token: str) -> None:
+        self.address, self.collab, self.token = address, collab, token
+        self.failures: list[str] = []
+        self.created: list[str] = []
+        self.gets = 0
+        self.done = threading.Event()
+        self.threads = [
+            threading.Thread(target=self.run, args=(self.get,), daemon=True),
+            threading.Thread(target=self.run, args=(self.post,), daemon=True),
+            threading.Thread(target=self.run, args=(self.post,), daemon=True),
+        ]
+
+    def run(self, request: Callable[[Site], None]) -> None:
+        site = Site(self.address)
+        site.client.close()
+        site.client = httpx.Client(
+            base_url=f"https://{self.address}",
+            verify=str(CA),
+            headers={"Host": NAME, "Authorization": f"Bearer {self.token}"},
+            timeout=30,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+        with site.client:
+            while not self.done.is_set():
+                try:
+                    request(site)
+                except httpx.HTTPError as error:
+                    self.failures.append(f"{request.__name__}: {error!r}")
+                time.sleep(0.02)
+
+    def get(self, site: Site) -> None:
+        reply = site.get("/jobs/", params={"collab": self.collab, "size": 5})
+        if reply.status_code != 200:
+            self.failures.append(f"GET {reply.status_code} {reply.text[:100]}")
+        self.gets += 1
+
+    def post(self, site: Site) -> None:
+        job = {"code": "print(1)", "command": "run.py", "collab": self.collab}
+        reply = site.post("/jobs/", json={**job, "hardware_platform": "BrainScaleS"})
+        if reply.status_code != 201:
+            self.failures.append(f"POST {reply.status_code} {reply.text[:100]}")
+        else:
+            self.created.append(str(reply.json()["id"]))
+
+    def __enter__(self) -> Traffic:
+        for thread in self.threads:
+            thread.start()
+        time.sleep(2)  # under way before the change starts
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        time.sleep(2)  # and a while after it ended
+        self.done.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
+def test_rolling_upgrade_without_failed_requests(
+    host: Any, web: Site, address: str, account: tuple[str, str, str]
+) -> None:
+    """platform_action=upgrade with a new API image: each container drained from nginx,
+    replaced and put back in turn while users GET and POST; none of them sees an error and
+    every job acknowledged is stored."""
+    _, collab, token = account
+    # A new image (a new ID under a new tag), made in the VM from the current one.
+    image = f"nmpi/job-queue:upgrade-{uuid.uuid4().hex[:8]}"
+    current = inspect(host, API[0])["Config"]["Image"]
+    scratch = host.check_output(f"docker create {current}").strip()
+    try:
+        host.check_output(f"docker commit --change 'LABEL org.nmpi.test=upgrade' {scratch} {image}")
+    finally:
+        host.check_output(f"docker rm {scratch}")
+    before = {name: inspect(host, name)["Id"] for name in API}
+    with Traffic(address, collab, token) as traffic:
+        rc, out, _ = converge(platform_action="upgrade", platform_api_image=image)
+    assert rc == 0, out[-3000:]
+    assert traffic.failures == []
+    assert traffic.gets > 20
+    assert len(traffic.created) > 20
+    assert all(inspect(host, name)["Config"]["Image"] == image for name in API)
+    assert all(inspect(host, name)["Id"] != before[name] for name in API)
+    # Each container went out of nginx's upstream and back: two reloads per container.
+    assert out.count("TASK [platform : Service | Drain | Reload nginx]") == len(API), out[-3000:]
+    assert out.count("TASK [platform : Service | Undrain | Reload nginx]") == len(API)
+    # Every job the platform acknowledged is there.
+    headers = {"Authorization": f"Bearer {token}"}
+    missing = [
+        job
+        for job in traffic.created
+        if web.get(f"/jobs/{job}", headers=headers).status_code != 200
+    ]
+    assert missing == []
+
+
+def test_stop_then_deploy_starts_again(host: Any, web: Site) -> None:
+    """platform_action=stop: check mode changes nothing, then nginx and the API containers
+    stop (a second run changes nothing); the next deploy starts them and the site serves."""
+    containers = (NGINX, *API)
+    rc, out, _ = converge("--check", platform_action="stop")
+    assert rc == 0, out[-3000:]
+    assert all(inspect(host, name)["State"]["Running"] for name in containers)
+    rc, out, changed = converge(platform_action="stop")
+    assert rc == 0, out[-3000:]
+    assert changed == 1  # one task: the loop over the three containers
+    assert not any(inspect(host, name)["State"]["Running"] for name in containers)
+    assert readyz(web) == 0  # refused: nmpi-failover would move the name away
+    rc, out, changed = converge(platform_action="stop")
+    assert (rc, changed) == (0, 0), out[-3000:]
+    # The deploy (the scenario's own image again) starts everything.
+    rc, out, _ = converge()
+    assert rc == 0, out[-3000:]
+    assert all(inspect(host, name)["State"]["Running"] for name in containers)
+    assert eventually(lambda: readyz(web) == 200)
 
 
 def test_one_api_container_down_the_site_still_serves(host: Any, web: Site) -> None:
