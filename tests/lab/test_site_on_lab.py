@@ -149,10 +149,13 @@ def test_failover_daemon_at_the_witness_sees_castor_active(lab: deployment.Deplo
     assert status["lease"]["holder"], status
 
 
-def ansible_ping(clouds: Path, host: str) -> tuple[int, str]:
+def ansible_ping(clouds: Path, host: deployment.Host) -> tuple[int, str]:
     """`ansible HOST -m ping` on the lab inventory, through the plays' SSH settings."""
     result = subprocess.run(
-        ["ansible", host, "-i", "inventories/lab", "-m", "ansible.builtin.ping"],
+        [
+            *("ansible", host.name, "-i", "inventories/lab", "-m", "ansible.builtin.ping"),
+            *("-e", f"ansible_host={host.public_ip}"),
+        ],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         env=tool_env(OS_CLIENT_CONFIG_FILE=str(clouds), ANSIBLE_NOCOLOR="1"),
@@ -189,20 +192,22 @@ def test_a_host_key_changed_since_provisioning_stops_site_yml(
         known_hosts.write_text(altered)
         code, output, _ = site_yml(openstack_lab, "site-lab-changed-host-key.log")
         assert code != 0, output[-4000:]
+        message = " ".join(output.split())  # as printed, long lines folded
         assert (
             f"The SSH host key of {host.name} ({host.public_ip}) changed since provisioning"
-            in output
+            in message
         ), output[-4000:]
-        assert str(known_hosts) in output
-        assert "openstack console log show" in output
+        assert str(known_hosts) in message
+        assert "openstack console log show" in message
         # Nothing ran past provisioning, on any host.
         assert "PLAY [Data volumes" not in output, output[-4000:]
         # SSH itself refuses it too (the check above is the clear message, not the only guard).
-        code, output = ansible_ping(openstack_lab, host.name)
+        code, output = ansible_ping(openstack_lab, host)
         assert code != 0, output
+        assert "host key" in output.lower(), output
     finally:
         known_hosts.write_bytes(before)
-    code, output = ansible_ping(openstack_lab, host.name)
+    code, output = ansible_ping(openstack_lab, host)
     assert code == 0, output
     code, output, _ = site_yml(
         openstack_lab, "site-lab-host-key-restored.log", "--tags", "provision"
