@@ -338,3 +338,25 @@ def test_run_helper_counts_failures_and_goes_on(tmp_path: Path) -> None:
 def test_cloud_init_shim_is_valid_sh() -> None:
     check = subprocess.run(["sh", "-n"], input=cc.CLOUD_INIT_SHIM, text=True, capture_output=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_final_stage_prints_the_host_keys_as_cloud_init_does(tmp_path: Path) -> None:
+    # keys-to-console after the user's scripts, before boot-finished: what provisioning reads
+    # from the console log (roles/cloud_server) to record the instance's host keys.
+    final = render(USER_DATA).final
+    assert final.index("scripts-user: running runcmd") < final.index(cc.KEYS_TO_CONSOLE[0])
+    assert final.index(cc.KEYS_TO_CONSOLE[-1]) < final.index(cc.BOOT_FINISHED)
+    for kind in ("ed25519", "ecdsa"):
+        key = tmp_path / f"ssh_host_{kind}_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(key)], check=True)
+    block = "\n".join(cc.KEYS_TO_CONSOLE).replace("/etc/ssh/", f"{tmp_path}/")
+    out = subprocess.run(["sh", "-c", block], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    assert lines[lines.index("ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----") + 1].endswith(
+        "(ECDSA)"
+    )
+    keys = lines[lines.index("-----BEGIN SSH HOST KEY KEYS-----") + 1 : -1]
+    assert lines[-1] == "-----END SSH HOST KEY KEYS-----"
+    assert keys == [
+        (tmp_path / f"ssh_host_{kind}_key.pub").read_text().strip() for kind in ("ecdsa", "ed25519")
+    ]

@@ -149,6 +149,73 @@ def test_failover_daemon_at_the_witness_sees_castor_active(lab: deployment.Deplo
     assert status["lease"]["holder"], status
 
 
+def ansible_ping(clouds: Path, host: deployment.Host) -> tuple[int, str]:
+    """`ansible HOST -m ping` on the lab inventory, through the plays' SSH settings."""
+    result = subprocess.run(
+        [
+            *("ansible", host.name, "-i", "inventories/lab", "-m", "ansible.builtin.ping"),
+            *("-e", f"ansible_host={host.public_ip}"),
+        ],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        env=tool_env(OS_CLIENT_CONFIG_FILE=str(clouds), ANSIBLE_NOCOLOR="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_a_host_key_changed_since_provisioning_stops_site_yml(
+    lab: deployment.Deployment, openstack_lab: Path, tmp_path: Path
+) -> None:
+    # Provisioning recorded each instance's host keys from its console log; a host presenting
+    # another key (here: the record altered, as a replaced host would look) stops the run before
+    # anything connects, naming the host. The file is put back as it was, byte for byte.
+    known_hosts = deployment.GENERATED / "known_hosts"
+    host = lab.host("castor", "web")
+    before = known_hosts.read_bytes()
+    assert re.search(
+        rf"^{re.escape(host.public_ip)},{host.name} ssh-ed25519 ", before.decode(), re.M
+    )
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    other_key = " ".join(other.with_suffix(".pub").read_text().split()[:2])
+    altered = re.sub(
+        rf"^({re.escape(host.public_ip)},{host.name}) ssh-ed25519 \S+",
+        lambda m: f"{m[1]} {other_key}",
+        before.decode(),
+        flags=re.M,
+    )
+    try:
+        known_hosts.write_text(altered)
+        code, output, _ = site_yml(openstack_lab, "site-lab-changed-host-key.log")
+        assert code != 0, output[-4000:]
+        message = " ".join(output.split())  # as printed, long lines folded
+        assert (
+            f"The SSH host key of {host.name} ({host.public_ip}) changed since provisioning"
+            in message
+        ), output[-4000:]
+        assert str(known_hosts) in message
+        assert "openstack console log show" in message
+        # Nothing ran past provisioning, on any host.
+        assert "PLAY [Data volumes" not in output, output[-4000:]
+        # SSH itself refuses it too (the check above is the clear message, not the only guard).
+        code, output = ansible_ping(openstack_lab, host)
+        assert code != 0, output
+        assert "host key" in output.lower(), output
+    finally:
+        known_hosts.write_bytes(before)
+    code, output = ansible_ping(openstack_lab, host)
+    assert code == 0, output
+    code, output, _ = site_yml(
+        openstack_lab, "site-lab-host-key-restored.log", "--tags", "provision"
+    )
+    assert code == 0, output[-4000:]
+    assert known_hosts.read_bytes() == before
+
+
 @pytest.fixture(scope="session")
 def second_run(lab: deployment.Deployment, openstack_lab: Path) -> tuple[int, str]:
     code, output, _ = site_yml(openstack_lab, "site-lab-second.log")

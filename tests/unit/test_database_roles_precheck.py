@@ -30,7 +30,7 @@ def test_container_images_list_passes(tmp_path: Path) -> None:
 
 
 def test_pki_lab_defaults_pass(tmp_path: Path) -> None:
-    rc, out = precheck("pki", tmp_path, {"pki_ca_dir": str(tmp_path / "ca")})
+    rc, out = precheck("pki", tmp_path, {"pki_mode": "lab", "pki_ca_dir": str(tmp_path / "ca")})
     assert rc == 0, out[-3000:]
 
 
@@ -63,13 +63,19 @@ def test_pki_lab_defaults_pass(tmp_path: Path) -> None:
         ),
         pytest.param(
             "pki",
-            {"pki_cert_renew_days": 400},
+            {},
+            ["pki_mode is not set", "'provided' for", "production"],
+            id="mode-not-stated",
+        ),
+        pytest.param(
+            "pki",
+            {"pki_mode": "lab", "pki_cert_renew_days": 400},
             ["pki_cert_renew_days (400)", "pki_cert_valid_days (397)"],
             id="renew-window-longer-than-validity",
         ),
         pytest.param(
             "pki",
-            {"pki_extra_names": ["nmpi.example.org", "not a name"]},
+            {"pki_mode": "lab", "pki_extra_names": ["nmpi.example.org", "not a name"]},
             ["pki_extra_names", "not a name"],
             id="extra-name-format",
         ),

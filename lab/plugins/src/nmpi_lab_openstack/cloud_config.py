@@ -7,7 +7,8 @@ itself (docker_vm.py installs them), like cloud-init's own stages:
 - ``init``  (before sshd starts): ``write_files`` (not deferred), ``hostname``/``fqdn``,
   groups, the default user and ``users``, SSH keys. Once sshd answers, the key is in place.
 - ``final`` (after sshd, Docker and the network are up): ``package_update``/``_upgrade``,
-  ``packages``, deferred ``write_files``, user-data scripts, ``runcmd``, ``final_message``;
+  ``packages``, deferred ``write_files``, user-data scripts, ``runcmd``, the SSH host keys
+  on the console as cloud-init's keys-to-console prints them, ``final_message``;
   then /var/lib/cloud/instance/boot-finished, and ``cloud-init status`` says ``done``.
 
 Each stage runs once per instance (a marker in /var/lib/nmpi-lab) and prints its progress to
@@ -476,6 +477,25 @@ def _q(value: str) -> str:
     return shlex.quote(value)
 
 
+# cloud-init's keys-to-console (its write-ssh-key-fingerprints script), after scripts-user as
+# in cloud_final_modules: the host keys' fingerprints, then the public keys between the lines
+# that tools read them from (`openstack console log show`). ssh-dss is left out, as there.
+KEYS_TO_CONSOLE = r"""host_keys() {
+  for f in /etc/ssh/ssh_host_*key.pub; do
+    [ -f "$f" ] || continue
+    read -r ktype _ < "$f"
+    [ "$ktype" = ssh-dss ] || "$@" "$f"
+  done
+}
+{ echo; echo '#############################################################'
+  echo '-----BEGIN SSH HOST KEY FINGERPRINTS-----'; host_keys ssh-keygen -l -f
+  echo '-----END SSH HOST KEY FINGERPRINTS-----'
+  echo '#############################################################'; } | sed 's/^/ec2: /'
+keys=$(host_keys cat)
+printf '%s\n%s\n%s\n' '-----BEGIN SSH HOST KEY KEYS-----' "$keys" '-----END SSH HOST KEY KEYS-----'
+""".splitlines()
+
+
 def _header(stage: str, instance_id: str) -> list[str]:
     return [
         "#!/bin/sh",
@@ -730,6 +750,7 @@ def render(
         final.append(f"write_file {_q(path)} {_q(_b64(body))} 0700 root:root 0")
         final.append(f'log "scripts-user: running {name}"')
         final.append(f'(cd / && {_q(path)}) || fail "scripts-user: {name} exited $?"')
+    final += KEYS_TO_CONSOLE
     final.append(f"printf '%s\\n' \"$(date -u +%FT%TZ)\" > {BOOT_FINISHED}")
     if message:
         final.append(f"log {_q(message)}")
