@@ -77,6 +77,8 @@ def converge(*args: str, **extra_vars: object) -> tuple[int, str, int]:
     result = subprocess.run(
         [str(playbook), "-i", str(inventory), str(SCENARIO / "converge.yml"), *args]
         + (["-e", json.dumps(extra_vars)] if extra_vars else []),
+        # Plain output to count "changed=" in: molecule forces colour on its children.
+        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

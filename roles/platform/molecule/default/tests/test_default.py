@@ -267,6 +267,8 @@ def converge(*options: str, **extra_vars: object) -> tuple[int, str, int]:
             json.dumps(extra_vars),
             *options,
         ],
+        # Plain output to count "changed=" in: molecule forces colour on its children.
+        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
