@@ -68,7 +68,7 @@ def etcd_hosts_for_site(
     other: list[str] = []
     for host in etcd_hosts:
         variables = hostvars[host]
-        site = (variables.get("nmpi_site") if "nmpi_site" in variables else None) or ""
+        site = (variables.get("nmpi_location") if "nmpi_location" in variables else None) or ""
         endpoint = _host_port(host_address(hostvars, host, address_keys), port)
         if site and site == own_site:
             own.append(endpoint)
@@ -87,12 +87,12 @@ def database_hosts(
     own = [
         host_address(hostvars, h, ("nmpi_private_ip",))
         for h in db_hosts
-        if hostvars[h].get("nmpi_site") == own_site
+        if hostvars[h].get("nmpi_location") == own_site
     ]
     other = [
         host_address(hostvars, h, ("nmpi_public_ip",))
         for h in db_hosts
-        if hostvars[h].get("nmpi_site") != own_site
+        if hostvars[h].get("nmpi_location") != own_site
     ]
     return own + other
 

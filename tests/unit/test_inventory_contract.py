@@ -1,6 +1,6 @@
 """An inventory with a missing or wrong variable stops site.yml before any cloud is touched.
 
-The checks run on the controller only (roles/site_inventory): no host, no cloud is contacted,
+The checks run on the controller only (roles/location_contract): no host, no cloud is contacted,
 so these run without the lab; clouds.yaml points nowhere to prove it. The inventories are
 copied first: the lab copy generates its secrets inside the copy, and the production copy gets
 a vault made by scripts/new-vault-secrets with a throwaway password.
@@ -70,25 +70,25 @@ def test_lab_inventory_meets_the_contract(tmp_path: Path) -> None:
 
 
 BROKEN = {
-    "missing site_cloud": (
+    "missing location_cloud": (
         "group_vars/castor/main.yml",
-        lambda d: d.pop("site_cloud"),
-        "site_cloud",
+        lambda d: d.pop("location_cloud"),
+        "location_cloud",
     ),
-    "site_network_cidr not a CIDR": (
+    "location_network_cidr not a CIDR": (
         "group_vars/jusuf/main.yml",
-        lambda d: d.update(site_network_cidr="10.82.10.0"),
-        "site_network_cidr",
+        lambda d: d.update(location_network_cidr="10.82.10.0"),
+        "location_network_cidr",
     ),
-    "nmpi_site not a location": (
+    "nmpi_location not a location": (
         "group_vars/witness/main.yml",
-        lambda d: d.update(nmpi_site="elsewhere"),
-        "nmpi_site",
+        lambda d: d.update(nmpi_location="elsewhere"),
+        "nmpi_location",
     ),
     "volume size not a number": (
         "group_vars/db/main.yml",
-        lambda d: d.update(site_server_volume_size="ten"),
-        "site_server_volume_size",
+        lambda d: d.update(location_server_volume_size="ten"),
+        "location_server_volume_size",
     ),
     "public name outside the zone": (
         "group_vars/all/main.yml",
@@ -278,7 +278,7 @@ def test_a_locations_variables_live_once(production: tuple[Path, Path], tmp_path
         alone = inventory_list(inventories / site, tmp_path, *vault)["_meta"]["hostvars"]
         assert alone, site
         for host, variables in alone.items():
-            assert variables["nmpi_site"] == site
+            assert variables["nmpi_location"] == site
             assert variables == combined[host], host
             assert set(SECRETS) <= set(variables)
             seen.add(host)

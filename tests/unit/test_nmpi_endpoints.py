@@ -20,17 +20,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 HOSTVARS: dict[str, dict[str, Any]] = {
     "castor-db-1": {
-        "nmpi_site": "castor",
+        "nmpi_location": "castor",
         "nmpi_public_ip": "203.0.113.12",
         "nmpi_private_ip": "10.10.0.11",
     },
     "jusuf-db-1": {
-        "nmpi_site": "jusuf",
+        "nmpi_location": "jusuf",
         "nmpi_public_ip": "198.51.100.22",
         "nmpi_private_ip": "10.20.0.11",
     },
     "witness-1": {
-        "nmpi_site": "witness",
+        "nmpi_location": "witness",
         "nmpi_public_ip": "192.0.2.31",
         "nmpi_private_ip": "10.30.0.11",
     },

@@ -243,7 +243,7 @@ def load() -> Deployment:
     connections: dict[str, Any] = {}
     hosts = {}
     for name, variables in hostvars.items():
-        cloud = variables["site_cloud"]
+        cloud = variables["location_cloud"]
         if cloud not in connections:
             connections[cloud] = openstack.connection.Connection(config=config.get_one(cloud=cloud))
         server = connections[cloud].compute.find_server(name)
@@ -257,7 +257,7 @@ def load() -> Deployment:
         ]
         if not addresses:
             raise LookupError(f"server {name} in cloud {cloud} has no floating IP")
-        hosts[name] = Host(name, variables["nmpi_site"], frozenset(groups[name]), addresses[0])
+        hosts[name] = Host(name, variables["nmpi_location"], frozenset(groups[name]), addresses[0])
     some = next(iter(hostvars.values()))
     return Deployment(
         public_name=str(some["nmpi_public_name"]).rstrip("."),
