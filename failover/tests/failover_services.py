@@ -25,7 +25,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -430,6 +430,9 @@ class FakeCluster:
     promote_delay: float = 0.2  # Patroni takes a moment to promote
     posts: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Called once a switchover was refused for want of a synchronous standby: what the leader's
+    # next loop does in Patroni (name it), at a moment a test controls rather than a timer.
+    after_sync_refusal: Callable[[], None] | None = None
 
     @property
     def leader(self) -> str | None:
@@ -480,6 +483,8 @@ class FakeCluster:
             return 412, "candidate does not exists"
         member = self.members[candidate]
         if action == "switchover" and self.synchronous_mode and member.role != "sync_standby":
+            if self.after_sync_refusal is not None:
+                self.after_sync_refusal()
             return 412, "candidate name does not match with sync_standby"
         time.sleep(self.promote_delay)
         self.promote(candidate)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -423,12 +422,13 @@ def test_failback_right_after_a_switchover_waits_out_patronis_sync_standby_refus
     assert world.cluster.leader == "jusuf-db-1"
 
     posts = len(world.cluster.posts)
-    named = threading.Timer(2.0, lambda: setattr(rejoined, "role", "sync_standby"))
-    named.start()
+    # Named once the command's first request was refused: it must have waited (not a timer,
+    # which a slow start of the command on a loaded machine could outrun).
+    world.cluster.after_sync_refusal = lambda: setattr(rejoined, "role", "sync_standby")
     try:
         back = run("failback", "--yes", "--wait", "30", "-c", str(config))
     finally:
-        named.cancel()
+        world.cluster.after_sync_refusal = None
     assert back.returncode == 0, back.stderr
     assert (
         "waiting up to 30 s for Patroni to take castor-db-1 as its synchronous standby"
