@@ -4,7 +4,6 @@ with the unmodified nmpi client and on every read route; changing them still nee
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,20 +15,6 @@ from nmpi_job_queue import admin
 
 SCRIPT = "import pyNN.spiNNaker as sim\nsim.setup()\nsim.run(10.0)\nsim.end()\n"
 Api = Callable[..., httpx.Client]
-
-
-@pytest.fixture
-def client_factory(
-    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[Account], nmpi.Client]:
-    monkeypatch.setattr(nmpi.nmpi_user, "TOKENFILE", str(tmp_path / "hbptoken"))
-
-    def make(account: Account) -> nmpi.Client:
-        return nmpi.Client(
-            token=account.token, job_service=server, user_info_endpoint=f"{server}/userinfo"
-        )
-
-    return make
 
 
 def make_public(database_url: str, collab: str) -> None:
