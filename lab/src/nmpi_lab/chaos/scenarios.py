@@ -11,6 +11,7 @@ platform never fails back by itself) and fails loudly if it cannot.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 import openstack.config.loader
 import openstack.connection
+import openstack.exceptions
 from nmpi_devstack import chaos as lab_chaos
 from nmpi_devstack.paths import REPO_ROOT as REPO
 
@@ -175,8 +177,12 @@ class Chaos:
             server = conn.compute.get_server(server.id)
             if server.status == "ACTIVE" and observe.vm_pid(name):
                 return
-            if server.status == "SHUTOFF":
-                conn.compute.start_server(server)  # type: ignore[no-untyped-call]
+            # Only a settled SHUTOFF is started: while a start is under way the status still
+            # reads SHUTOFF, and a second start then races it to a 409 "in vm_state active".
+            if server.status == "SHUTOFF" and not server.task_state:
+                # A 409 means a state change won the race; the next poll reads where it went.
+                with contextlib.suppress(openstack.exceptions.ConflictException):
+                    conn.compute.start_server(server)  # type: ignore[no-untyped-call]
             time.sleep(2)
         raise TimeoutError(f"server {name} did not come back ACTIVE within 120 s")
 
