@@ -6,7 +6,9 @@ tail of it. Needs a Docker engine and the project's images (make images).
 
 from __future__ import annotations
 
+import re
 import subprocess
+import threading
 import time
 
 import pytest
@@ -18,6 +20,9 @@ SCENARIOS = sorted(
     for path in ROLES.glob("*/molecule/*/molecule.yml")
 )
 LOGS = REPO / ".cache" / "logs"
+SCENARIO_TIMEOUT = 1500  # seconds; the longest scenario takes about 15 minutes on a busy CI machine
+# molecule's line at the end of each step, e.g. "INFO     [default > converge] Executed: Successful"
+STEP_DONE = re.compile(r"\[[\w-]+ > ([\w-]+)\] Executed")
 
 
 # Scenarios on the local OpenStack share the lab with its other suites: one pytest process runs
@@ -52,24 +57,49 @@ def test_molecule_scenario(role: str, scenario: str, request: pytest.FixtureRequ
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / f"molecule-{role}-{scenario}.log"
     started = time.monotonic()
+    steps: list[tuple[str, float]] = []
     with log.open("w") as out:
-        result = subprocess.run(
+        # Each line is stamped with the seconds since the start, and each step's end is noted,
+        # so the log says where a scenario's time goes (the closing "steps:" line).
+        process = subprocess.Popen(
             ["molecule", "test", "-s", scenario],
             cwd=ROLES / role,
             stdin=subprocess.DEVNULL,
             env=tool_env(**extra_env),
-            stdout=out,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            timeout=1200,
-            check=False,
+            text=True,
+            errors="replace",
         )
+        assert process.stdout is not None
+        step_started = started
+        watchdog = threading.Timer(SCENARIO_TIMEOUT, process.kill)
+        watchdog.start()
+        try:
+            for line in process.stdout:
+                now = time.monotonic()
+                out.write(f"[{now - started:7.1f}s] {line}")
+                found = STEP_DONE.search(line)
+                if found:
+                    steps.append((found.group(1), now - step_started))
+                    step_started = now
+        finally:
+            returncode = process.wait()
+            watchdog.cancel()
+        steps_line = ", ".join(f"{name} {took:.0f}s" for name, took in steps)
+        out.write(f"steps: {steps_line}\n")
+    request.node.user_properties.append(("molecule_steps", steps_line))
     elapsed = time.monotonic() - started
     text = log.read_text()
     tail = "\n".join(text.splitlines()[-60:])
-    assert result.returncode == 0, f"molecule test failed after {elapsed:.0f}s; log: {log}\n{tail}"
+    assert returncode == 0, (
+        f"molecule test failed (exit {returncode}) after {elapsed:.0f}s ({steps_line}); "
+        f"log: {log}\n{tail}"
+    )
     # The idempotence step ran and passed: a second converge reported changed=0.
     assert "idempotence] Executed: Successful" in text, f"no idempotence result in {log}"
-    print(f"{role}:{scenario} passed in {elapsed:.0f}s (log: {log.relative_to(REPO)})")
+    where = log.relative_to(REPO)
+    print(f"{role}:{scenario} passed in {elapsed:.0f}s ({steps_line}; log: {where})")
 
 
 def test_molecule_scenarios_exist() -> None:
