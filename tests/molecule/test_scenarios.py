@@ -49,7 +49,8 @@ PARAMS = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("role", "scenario"), PARAMS)
 def test_molecule_scenario(role: str, scenario: str, request: pytest.FixtureRequest) -> None:
-    extra_env: dict[str, str] = {}
+    # Unbuffered: each line reaches the log (and its time stamp) when it is printed.
+    extra_env: dict[str, str] = {"PYTHONUNBUFFERED": "1"}
     if scenario == "openstack":
         # Scenarios on the local OpenStack (default driver): the lab must be up.
         clouds = request.getfixturevalue("openstack_lab")
