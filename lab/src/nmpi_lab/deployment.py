@@ -108,15 +108,17 @@ class Deployment:
         raise ConnectionError("no Patroni REST API answered: " + "; ".join(errors))
 
     def ssh(self, host: Host, command: str, timeout: float = 120) -> str:
+        """Run a command on a host as the deploying user; SSH trusts only the host keys that
+        provisioning recorded from the instances' console logs (as site.yml does)."""
         result = subprocess.run(
             [
                 "ssh",
                 "-i",
                 str(self.ssh_key),
                 "-o",
-                "StrictHostKeyChecking=no",
+                "StrictHostKeyChecking=yes",
                 "-o",
-                "UserKnownHostsFile=/dev/null",
+                f"UserKnownHostsFile={GENERATED / 'known_hosts'}",
                 "-o",
                 "BatchMode=yes",
                 "-o",
