@@ -42,7 +42,7 @@ def controller_id(image: str) -> str:
 
 def host_archive(image: str) -> str:
     name, _, tag = image.rpartition(":")
-    return f"/var/cache/nmpi/images/{name.replace('/', '_')}-{tag}.tar"
+    return f"/var/cache/nmpi/images/{name.replace('/', '_')}-{tag}.tar.gz"
 
 
 @pytest.mark.parametrize("image", IMAGES)
@@ -63,7 +63,7 @@ def test_archive_and_marker_on_host(host: Any, image: str) -> None:
 @pytest.mark.parametrize("image", IMAGES)
 def test_controller_cache_holds_archive_and_id(image: str) -> None:
     name, _, tag = image.rpartition(":")
-    archive = REPO / ".cache" / "image-archives" / f"{name}-{tag}.tar"
+    archive = REPO / ".cache" / "image-archives" / f"{name}-{tag}.tar.gz"
     assert archive.is_file()
     assert (archive.parent / f"{archive.name}.id").read_text().strip() == controller_id(image)
 
