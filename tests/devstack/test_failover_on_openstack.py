@@ -26,7 +26,9 @@ from nmpi_failover.ports import DnsConflictError
 from tests.devstack.labcloud import (
     DNS_SERVER,
     Site,
+    build_site,
     connect,
+    purge,
     ssh,
     wait_until,
 )
@@ -35,15 +37,23 @@ from tests.devstack.labcloud import (
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
 PREFIX = "nmpifo"
+WEB_1, WEB_2 = f"{PREFIX}-web-1", f"{PREFIX}-web-2"
 ZONE = f"{PREFIX}.example."
 RECORD = f"nmpi.{ZONE}"
 
-# castor (servers a and b, a floating IP on a): tests/devstack/conftest.py.
+
+@pytest.fixture(scope="module")
+def castor(openstack_lab: Path, ssh_key: Path) -> Iterator[Site]:
+    site = Site("castor", PREFIX, connect(openstack_lab, "lab-castor"), "10.81.248.0/24")
+    try:
+        yield build_site(site, ssh_key, ["web-1", "web-2"], with_fip=["web-1"])
+    finally:
+        purge(site)
 
 
 def failover_config(site: Site, designate_cloud: str) -> Config:
     """An nmpi-failover config whose castor site has the two web VMs and the floating IP."""
-    address = site.floating_ips["a"].floating_ip_address
+    address = site.floating_ips["web-1"].floating_ip_address
     return parse_config(
         {
             "preferred_site": "castor",
@@ -79,7 +89,6 @@ def failover_config(site: Site, designate_cloud: str) -> Config:
 def test_neutron_actuator_moves_the_floating_ip_with_its_traffic(
     castor: Site, openstack_lab: Path, ssh_key: Path
 ) -> None:
-    web_1, web_2 = castor.servers["a"].name, castor.servers["b"].name
     config = failover_config(castor, "lab-admin")
     site = config.site("castor")
     adapter = NeutronFloatingIps(
@@ -87,33 +96,23 @@ def test_neutron_actuator_moves_the_floating_ip_with_its_traffic(
     )
     state = asyncio.run(adapter.read(site))
     assert state is not None, "the adapter could not read castor's Neutron"
-    assert state.attached_vm == web_1
+    assert state.attached_vm == WEB_1
     address = site.address
-    try:
-        asyncio.run(
-            adapter.move(
-                MoveFloatingIp(
-                    site="castor", address=address, from_vm=web_1, to_vm=web_2, reason="test"
-                )
+    asyncio.run(
+        adapter.move(
+            MoveFloatingIp(
+                site="castor", address=address, from_vm=WEB_1, to_vm=WEB_2, reason="test"
             )
         )
-        moved = asyncio.run(adapter.read(site))
-        assert moved is not None
-        assert moved.attached_vm == web_2
-        assert wait_until(
-            "traffic to the floating IP to reach web-2",
-            lambda: ssh(ssh_key, address, "hostname").strip() == web_2,
-            30,
-        )
-    finally:
-        # The shared site as the next tests expect it: the floating IP on a.
-        fip = castor.floating_ips["a"]
-        castor.conn.network.update_ip(fip, port_id=castor.port_of(castor.servers["a"]).id)
-        assert wait_until(
-            "traffic to return to web-1",
-            lambda: ssh(ssh_key, address, "hostname").strip() == web_1,
-            60,
-        )
+    )
+    moved = asyncio.run(adapter.read(site))
+    assert moved is not None
+    assert moved.attached_vm == WEB_2
+    assert wait_until(
+        "traffic to the floating IP to reach web-2",
+        lambda: ssh(ssh_key, address, "hostname").strip() == WEB_2,
+        30,
+    )
 
 
 @pytest.fixture

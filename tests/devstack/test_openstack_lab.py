@@ -40,7 +40,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.lab]
 PREFIX = "nmpitest"
 
 
-# castor (servers a and b, a floating IP on a): tests/devstack/conftest.py.
+@pytest.fixture(scope="module")
+def castor(openstack_lab: Path, ssh_key: Path) -> Iterator[Site]:
+    site = Site("castor", PREFIX, connect(openstack_lab, "lab-castor"), "10.81.251.0/24")
+    try:
+        yield build_site(site, ssh_key, ["a", "b"], with_fip=["a"])
+    finally:
+        purge(site)
 
 
 @pytest.fixture(scope="module")
