@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -63,7 +64,7 @@ def endpoint_url(service: CatalogService, region: a.Region) -> str:
     return f"http://{host}:{a.PORTS[service.port_key]}{service.path}"
 
 
-def manage(paths: Paths, *args: str) -> str:
+def manage(paths: Paths, *args: str, env: Mapping[str, str] | None = None) -> str:
     return run(
         [
             paths.bin / "keystone-manage",
@@ -74,6 +75,7 @@ def manage(paths: Paths, *args: str) -> str:
             *args,
         ],
         paths.log("keystone-manage"),
+        env={**os.environ, **env} if env else None,
         what=f"keystone-manage {args[0]}",
     )
 
@@ -94,8 +96,6 @@ def prepare(paths: Paths, secrets: Secrets, marker: Markers, primary: a.Region) 
         lambda: manage(
             paths,
             "bootstrap",
-            "--bootstrap-password",
-            secrets.admin,
             "--bootstrap-username",
             "admin",
             "--bootstrap-project-name",
@@ -112,6 +112,8 @@ def prepare(paths: Paths, secrets: Secrets, marker: Markers, primary: a.Region) 
             url,
             "--bootstrap-public-url",
             url,
+            # From the environment, not argv: out of `ps` and of the command line the log records.
+            env={"OS_BOOTSTRAP_PASSWORD": secrets.admin},
         ),
     )
 
