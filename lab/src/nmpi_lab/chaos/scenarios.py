@@ -421,12 +421,16 @@ def active_web_vm_killed(s: Session) -> None:
 def _db_leader_vm_fault(
     s: Session, fault: Callable[[str], None], heal: Callable[[str], None]
 ) -> None:
-    """Fault the database leader's VM until users are served again, then heal it."""
+    """Fault the database leader's VM until users are served at the other site (its member
+    promoted), then heal it. Not merely "served again": a request that ended just after the
+    fault counted as served and healed the fault after FAULT_HOLD (20 s), a hair before
+    Patroni's leader key expires (ttl 20 s), so the thawed leader sometimes kept its lock and
+    no failover happened (CI, 2026-12-06: db-leader-frozen, 0 failovers)."""
     site = s.chaos.leader_site() or PREFERRED_SITE
     db = s.chaos.lab.host(site, "db").name
     s.fault()
     fault(db)
-    s.wait_served()
+    s.wait_served(site=_other(site))
     heal(db)
     s.heal()
 
