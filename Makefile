@@ -16,7 +16,7 @@ export OS_CLIENT_CONFIG_FILE ?= $(CURDIR)/.cache/devstack/clouds.yaml
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup images lint test test-fast test-lab chaos bench-failover molecule bench bench-lab bench-deploy lab lab-info lab-down devstack devstack-status devstack-down devstack-clean clean
+.PHONY: help setup images lint test test-fast test-lab chaos logs bench-failover bench-monitoring molecule bench bench-lab bench-deploy lab lab-info lab-down devstack devstack-status devstack-down devstack-clean clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,12 @@ lab: images ## The main job on the local lab: OpenStack (castor, jusuf, witness)
 	python -m nmpi_lab.hostdns on || test $$? -eq 3
 	python -m nmpi_lab.info
 
+INVENTORY ?= inventories/lab
+logs: setup ## Central logs of every host: make logs SINCE=10m [UNTIL=] [HOST=] [SERVICE=job-queue] [LEVEL=error] [REQUEST_ID=] [GREP=] [LIMIT=1000] [INVENTORY=]
+	scripts/nmpi-logs -i $(INVENTORY) --since $(or $(SINCE),10m) $(if $(UNTIL),--until "$(UNTIL)") \
+	  $(foreach h,$(HOST),--host $(h)) $(foreach s,$(SERVICE),--service $(s)) $(if $(LEVEL),--level $(LEVEL)) \
+	  $(if $(REQUEST_ID),--request-id $(REQUEST_ID)) $(if $(GREP),--grep '$(GREP)') $(if $(LIMIT),--limit $(LIMIT))
+
 lab-info: ## How to reach the platform `make lab` deployed: URL, CA file, an nmpi client example
 	python -m nmpi_lab.info
 
@@ -76,6 +82,9 @@ chaos: setup ## Fault scenarios on the deployed lab (make lab first), with users
 
 bench-failover: setup ## Leader-site loss 10 times on the deployed lab: outage distribution and where the time goes [BENCH_ARGS=--runs N]
 	python -m nmpi_lab.chaos.bench_failover $(BENCH_ARGS)
+
+bench-monitoring: setup ## Memory of the monitoring stack at the witness on the deployed lab (make lab first) [BENCH_ARGS=--samples N]
+	python -m nmpi_lab.bench_monitoring $(BENCH_ARGS)
 
 bench-deploy: images ## Deploy figures on the lab: site.yml cold, end to end (lab stopped), re-run (destroys the lab's platform)
 	python -m nmpi_lab.bench_deploy $(BENCH_ARGS)

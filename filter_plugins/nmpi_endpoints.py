@@ -97,9 +97,58 @@ def database_hosts(
     return own + other
 
 
+def _location(hostvars: Mapping[str, Any], host: str) -> str:
+    variables = hostvars[host]
+    return str((variables.get("nmpi_location") if "nmpi_location" in variables else None) or "")
+
+
+def address_from(
+    hostvars: Mapping[str, Any], host: str, own_location: str, public: bool = False
+) -> str:
+    """The address a host at `own_location` reaches `host` at: its private address at the
+    same location (the traffic never leaves it), else its floating IP (which the host's
+    security groups open to the other locations' ranges they name). `public`: the floating
+    IP always, as users reach it. The monitoring server scrapes, and every host ships its
+    journal to the log server, this way."""
+    location = _location(hostvars, host)
+    keys = ("nmpi_private_ip",) if location == own_location and not public else ("nmpi_public_ip",)
+    return host_address(hostvars, host, keys)
+
+
+def scrape_targets(
+    hosts: Sequence[str],
+    hostvars: Mapping[str, Any],
+    own_location: str,
+    port: int | str,
+    labels: Mapping[str, str] | None = None,
+    url: str = "",
+    public: bool = False,
+    site_label: bool = False,
+) -> list[dict[str, Any]]:
+    """Prometheus static_configs, one per host, labelled with the host's inventory name
+    (`host`) and location (`location`), which the alert rules and dashboards of monitoring/
+    group by, plus `labels` (and `site`, the location, with `site_label`).
+
+    The target is `address:port`, or with `url` (a blackbox probe's target) that string with
+    `{address}` replaced by `address:port`, e.g. "https://{address}/readyz".
+    """
+    configs = []
+    for h in hosts:
+        address = _host_port(address_from(hostvars, h, own_location, public), port)
+        location = _location(hostvars, h)
+        host_labels = {"host": h, "location": location, **(labels or {})}
+        if site_label:
+            host_labels["site"] = location
+        target = url.replace("{address}", address) if url else address
+        configs.append({"targets": [target], "labels": host_labels})
+    return configs
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
+            "nmpi_address_from": address_from,
+            "nmpi_scrape_targets": scrape_targets,
             "nmpi_urls": urls,
             "nmpi_etcd_hosts_for_site": etcd_hosts_for_site,
             "nmpi_database_hosts": database_hosts,

@@ -45,7 +45,11 @@ def security_groups(
             unknown = [name for name in names if name not in sources]
             if unknown:
                 raise ValueError(f"security policy of {function}: unknown source(s) {unknown}")
-            cidrs = [cidr for name in names for cidr in sources[name]] or [rule["remote_ip_prefix"]]
+            # Sources that name no address (e.g. no monitoring server elsewhere) open nothing.
+            if "sources" in rule:
+                cidrs = [cidr for name in names for cidr in sources[name]]
+            else:
+                cidrs = [rule["remote_ip_prefix"]]
             base = {
                 k: v for k, v in rule.items() if k not in ("sources", "remote_ip_prefix", "ports")
             }

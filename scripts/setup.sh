@@ -44,11 +44,13 @@ log "syncing .venv with uv.lock"
 UV_PYTHON_DOWNLOADS=never "$uv" sync --frozen --python "$python" --quiet
 
 # Server programs the tests start themselves, from Debian's packages: PostgreSQL for the
-# platform tests, BIND9 and etcd for nmpi-failover's adapter tests.
+# platform tests, BIND9 and etcd for nmpi-failover's adapter tests, and a real browser
+# (Chromium, headless) for the dashboards.
 missing=()
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 [ -x /usr/sbin/named ] || missing+=(bind9)
 [ -x /usr/bin/etcd ] || missing+=(etcd-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     log "installing Debian packages: ${missing[*]}"

@@ -23,46 +23,11 @@ import nmpi
 import pytest
 from nmpi_lab import deployment, hostdns
 
+from tests.lab.conftest import recap, site_yml
 from tests.support import REPO, tool_env
 
 # In the pytest process that runs every suite of the local OpenStack (scripts/run-tests).
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
-
-LOGS = REPO / ".cache" / "logs"
-RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-
-
-def site_yml(clouds: Path, log_name: str, *args: str) -> tuple[int, str, float]:
-    """Run site.yml on the lab inventory: (return code, output, seconds); output in .cache/logs."""
-    LOGS.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    result = subprocess.run(
-        ["ansible-playbook", "site.yml", "-i", "inventories/lab", *args],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        env=tool_env(OS_CLIENT_CONFIG_FILE=str(clouds), ANSIBLE_NOCOLOR="1"),
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    (LOGS / log_name).write_text(output)
-    return result.returncode, output, time.monotonic() - started
-
-
-def recap(output: str) -> dict[str, tuple[int, int, int]]:
-    """PLAY RECAP per host: (changed, unreachable, failed)."""
-    return {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in RECAP.finditer(output)}
-
-
-@pytest.fixture(scope="session")
-def lab(openstack_lab: Path) -> deployment.Deployment:
-    code, output, seconds = site_yml(openstack_lab, "site-lab.log")
-    assert code == 0, (
-        f"site.yml failed after {seconds:.0f} s; log .cache/logs/site-lab.log\n" + (output[-4000:])
-    )
-    return deployment.load()
 
 
 def test_patroni_leader_at_castor_and_synchronous_standby_at_jusuf(

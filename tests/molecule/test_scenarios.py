@@ -112,6 +112,11 @@ COVERED_BY = {
     "data_volume": "cloud_server:openstack",
     "etcd": "patroni:default",
     "location_contract": "tests/unit/test_inventory_contract.py",
+    # The monitoring server's roles on one witness, in playbooks/monitoring.yml's order.
+    "node_exporter": "prometheus:default",
+    "alertmanager": "prometheus:default",
+    "journal_remote": "prometheus:default",
+    "journal_upload": "prometheus:default",
     "nmpi_common": "every scenario",
 }
 

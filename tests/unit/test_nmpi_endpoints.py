@@ -9,9 +9,11 @@ import pytest
 import yaml
 
 from filter_plugins.nmpi_endpoints import (
+    address_from,
     database_hosts,
     etcd_hosts_for_site,
     host_address,
+    scrape_targets,
     urls,
 )
 from filter_plugins.nmpi_security import security_groups
@@ -106,6 +108,8 @@ def test_the_security_policy_opens_the_services_ports() -> None:
         "site": ["10.10.0.0/24"],
         "site_public": ["203.0.113.0/24"],
         "peers": ["198.51.100.0/24"],
+        "admin": ["192.0.2.0/28"],
+        "monitoring": ["192.0.2.128/25"],
     }
     groups = {
         g["name"]: g["rules"]
@@ -116,20 +120,36 @@ def test_the_security_policy_opens_the_services_ports() -> None:
         for name, rules in groups.items()
     }
     assert opened == {
-        "nmpi-castor-web": [("tcp", 22, 22), ("tcp", 443, 443)],
+        "nmpi-castor-web": [("tcp", 22, 22), ("tcp", 443, 443), ("tcp", 9100, 9100)],
         "nmpi-castor-db": [
             ("tcp", 22, 22),
             ("tcp", 2379, 2380),
             ("tcp", 5432, 5432),
             ("tcp", 8008, 8008),
+            ("tcp", 9100, 9100),
         ],
         "nmpi-castor-witness": [
             ("tcp", 22, 22),
             ("tcp", 53, 53),
             ("tcp", 2379, 2380),
+            ("tcp", 9090, 9090),
+            ("tcp", 9093, 9093),
+            ("tcp", 19532, 19532),
             ("udp", 53, 53),
         ],
     }
+    # Exporters admit the monitoring server alone; its UIs the operators alone.
+    for group in ("nmpi-castor-web", "nmpi-castor-db"):
+        exporter = [r for r in groups[group] if r["port_range_min"] == 9100]
+        assert [r["remote_ip_prefix"] for r in exporter] == ["192.0.2.128/25"]
+    uis = [r for r in groups["nmpi-castor-witness"] if r["port_range_min"] in (9090, 9093)]
+    assert {r["remote_ip_prefix"] for r in uis} == {"192.0.2.0/28"}
+    # The other locations ship their journals to the log server.
+    logs = [r for r in groups["nmpi-castor-witness"] if r["port_range_min"] == 19532]
+    assert [r["remote_ip_prefix"] for r in logs] == ["198.51.100.0/24"]
+    # At the monitoring server's own location there is no source: no exporter rule at all.
+    local = security_groups(policy, "witness", {**sources, "monitoring": []}, [], ports)
+    assert not [r for g in local for r in g["rules"] if r["port_range_min"] == 9100]
     etcd_rules = [r for r in groups["nmpi-castor-db"] if r["port_range_min"] == 2379]
     assert [r["remote_ip_prefix"] for r in etcd_rules] == [
         "10.10.0.0/24",
@@ -161,3 +181,32 @@ def test_an_unknown_port_name_is_refused() -> None:
         ValueError, match=r"security policy of db: unknown port name\(s\) \['postgres'\]"
     ):
         security_groups(policy, "castor", {}, [], {"postgresql": 5432})
+
+
+def test_scrape_targets_label_each_host_and_reach_other_locations_by_floating_ip() -> None:
+    targets = scrape_targets(ETCD, HOSTVARS, "witness", 9100)
+    assert targets == [
+        {"targets": ["203.0.113.12:9100"], "labels": {"host": "castor-db-1", "location": "castor"}},
+        {"targets": ["198.51.100.22:9100"], "labels": {"host": "jusuf-db-1", "location": "jusuf"}},
+        # The monitoring server's own location: the private address, never leaving it.
+        {"targets": ["10.30.0.11:9100"], "labels": {"host": "witness-1", "location": "witness"}},
+    ]
+    extra = scrape_targets(["castor-db-1"], HOSTVARS, "witness", "8008", {"site": "castor"})
+    assert extra[0]["labels"] == {"host": "castor-db-1", "location": "castor", "site": "castor"}
+    assert address_from(HOSTVARS, "jusuf-db-1", "jusuf") == "10.20.0.11"
+
+
+def test_probe_targets_are_urls_through_the_floating_ip_with_the_site() -> None:
+    (probe,) = scrape_targets(
+        ["witness-1"],
+        HOSTVARS,
+        "witness",
+        443,
+        url="https://{address}/readyz",
+        public=True,
+        site_label=True,
+    )
+    assert probe == {
+        "targets": ["https://192.0.2.31:443/readyz"],
+        "labels": {"host": "witness-1", "location": "witness", "site": "witness"},
+    }

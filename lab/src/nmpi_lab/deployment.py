@@ -8,12 +8,14 @@ platform) and by the acceptance suite (tests/lab/test_site_on_lab.py).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
 import ssl
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +34,11 @@ INVENTORY = REPO / "inventories" / "lab"
 GENERATED = INVENTORY / "generated"
 DEMO_USER = "demo"
 DEMO_COLLAB = "demo-collab"
+# The monitoring UIs (playbooks/group_vars/all/ports.yml, inventories/lab secrets.yml).
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+MONITORING_USER = "operator"
+MONITORING_PASSWORD_FILE = GENERATED / "secrets" / "monitoring_web"
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,45 @@ class Deployment:
     def tls_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
+    # --- the monitoring server (group monitoring, the witness) --------------------------
+
+    @property
+    def monitoring(self) -> Host:
+        return next(h for h in self.hosts.values() if "monitoring" in h.groups)
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"https://{self.monitoring.public_ip}:{PROMETHEUS_PORT}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"https://{self.monitoring.public_ip}:{ALERTMANAGER_PORT}"
+
+    @staticmethod
+    def monitoring_password() -> str:
+        """The monitoring UIs' password (user MONITORING_USER), generated at the first deploy."""
+        return MONITORING_PASSWORD_FILE.read_text().strip()
+
+    def monitoring_get(self, url: str, timeout: float = 10) -> Any:
+        """GET a JSON document from Prometheus or Alertmanager with the password."""
+        token = base64.b64encode(f"{MONITORING_USER}:{self.monitoring_password()}".encode())
+        return self.get_json(url, timeout=timeout, authorization=f"Basic {token.decode()}")
+
+    def prometheus_query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query's result vector."""
+        query = urllib.parse.urlencode({"query": expr})
+        status, body = self.monitoring_get(f"{self.prometheus_url}/api/v1/query?{query}")
+        if status != 200:
+            raise ConnectionError(f"Prometheus answered {status} to {expr!r}: {body}")
+        return list(body["data"]["result"])
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts Alertmanager holds now (firing, not silenced or inhibited ones too)."""
+        status, body = self.monitoring_get(f"{self.alertmanager_url}/api/v2/alerts")
+        if status != 200:
+            raise ConnectionError(f"Alertmanager answered {status}: {body}")
+        return list(body)
+
     # --- what the acceptance checks read ------------------------------------------------
 
     def resolve(self, name: str | None = None) -> list[str]:
@@ -77,11 +123,19 @@ class Deployment:
             item.address for rrset in answer.answer for item in rrset if rrset.rdtype == 1
         )
 
-    def get_json(self, url: str, server_name: str | None = None, timeout: float = 10) -> Any:
+    def get_json(
+        self,
+        url: str,
+        server_name: str | None = None,
+        timeout: float = 10,
+        authorization: str | None = None,
+    ) -> Any:
         """GET a JSON document over TLS checked against the lab CA (any status code)."""
         request = urllib.request.Request(url)
         if server_name:
             request.add_header("Host", server_name)
+        if authorization:
+            request.add_header("Authorization", authorization)
         handler = urllib.request.HTTPSHandler(context=self.tls_context())
         opener = urllib.request.build_opener(handler)
         try:

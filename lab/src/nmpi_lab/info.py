@@ -51,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
             "demo_user": deployment.DEMO_USER,
             "demo_collab": deployment.DEMO_COLLAB,
             "demo_token_file": str(token_file),
+            "monitoring": {
+                "prometheus": lab.prometheus_url,
+                "consoles": f"{lab.prometheus_url}/consoles/index.html",
+                "alertmanager": lab.alertmanager_url,
+                "user": deployment.MONITORING_USER,
+                "password_file": str(deployment.MONITORING_PASSWORD_FILE),
+            },
         }
         print(json.dumps(info, indent=2))
         return 0
@@ -77,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         f'import os, nmpi; os.environ["REQUESTS_CA_BUNDLE"] = "{lab.ca_file}"',
         client,
         submit,
+        "",
+        "Metrics, dashboards and alerts at the witness (user "
+        f"{deployment.MONITORING_USER}, password in {deployment.MONITORING_PASSWORD_FILE};",
+        "the browser must trust the CA file above):",
+        f"  dashboards   {lab.prometheus_url}/consoles/index.html",
+        f"  alerts       {lab.prometheus_url}/classic/alerts",
+        f"  Alertmanager {lab.alertmanager_url}",
     ]
     print("\n".join(lines))
     return 0

@@ -106,8 +106,12 @@ def sleep_past(moment: datetime) -> None:
 
 
 def expired_count(server: str, platform: str) -> float:
+    return counter(server, "nmpi_claims_expired_total", platform)
+
+
+def counter(server: str, name: str, platform: str) -> float:
     text = httpx.get(f"{server}/metrics", timeout=10).text
-    found = re.search(rf'^nmpi_claims_expired_total{{platform="{platform}"}} (\S+)$', text, re.M)
+    found = re.search(rf'^{name}{{platform="{platform}"}} (\S+)$', text, re.M)
     return float(found.group(1)) if found else 0.0
 
 
@@ -121,12 +125,15 @@ def expiry_lines(log: Path, job_id: int) -> list[dict[str, Any]]:
 
 
 def test_claimed_job_stays_in_the_users_queue_until_it_runs(
-    client: nmpi.Client, user: Account, site: Callable[[str], httpx.Client]
+    client: nmpi.Client, user: Account, site: Callable[[str], httpx.Client], lease_server: str
 ) -> None:
     uri = client.submit_job(source=SCRIPT, platform="SpiNNaker", collab_id=user.collab)
     spinnaker = site("SpiNNaker")
+    before = counter(lease_server, "nmpi_claims_total", "SpiNNaker")
     claimed = spinnaker.get("/jobs/next/SpiNNaker")
     assert claimed.status_code == 200
+    # Counted for the monitoring (a hardware site that stopped polling claims nothing).
+    assert counter(lease_server, "nmpi_claims_total", "SpiNNaker") == before + 1
     job = claimed.json()
     assert job["resource_uri"] == uri
     assert job["status"] == "submitted"

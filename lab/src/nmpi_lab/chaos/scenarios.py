@@ -30,6 +30,7 @@ from nmpi_devstack.paths import REPO_ROOT as REPO
 from nmpi_lab import deployment
 from nmpi_lab.chaos import observe
 from nmpi_lab.chaos.load import Credentials, LoadClient, longest_gap
+from nmpi_lab.chaos.monitoring import AlertWatch, ExpectedAlert, LogMarkers
 from nmpi_lab.chaos.resolver import CachingResolver
 
 # Heal deadline the issue sets: full redundancy back within this after the fault is healed.
@@ -245,10 +246,12 @@ class Chaos:
         )
         roles = observe.RoleMonitor(self.db_members, observe.superuser_password_file())
         timeline = observe.Timeline(self.lab)
+        alerts = AlertWatch(self.lab)
         before = observe.cluster_view(self.lab)
-        session = Session(self, name, load, roles, timeline, resolver, before)
+        session = Session(self, name, load, roles, timeline, resolver, before, alerts)
         roles.start()
         timeline.start()
+        alerts.start()
         load.start()
         time.sleep(3)  # a baseline: users are being served before the fault
         try:
@@ -257,6 +260,7 @@ class Chaos:
             load.stop()
             timeline.stop()
             roles.stop()
+            alerts.stop()
 
 
 @dataclass
@@ -268,9 +272,13 @@ class Session:
     timeline: observe.Timeline
     resolver: CachingResolver
     before: observe.ClusterView | None
+    alerts: AlertWatch
     fault_at: float = 0.0
     healed_at: float = 0.0
     row: Row = field(init=False)
+    # The alerts this scenario's fault raised (expect_alerts) and the lines logged during it.
+    expected_alerts: list[ExpectedAlert] = field(default_factory=list)
+    markers: LogMarkers | None = None
 
     def __post_init__(self) -> None:
         self.row = Row(self.name)
@@ -300,6 +308,72 @@ class Session:
 
     def heal(self) -> None:
         self.healed_at = time.time()
+
+    def log_during_fault(self, server: str) -> None:
+        """Write a line into `server`'s journal now (call it while the fault lasts)."""
+        if self.markers is None:
+            self.markers = LogMarkers(server)
+        self.markers.write()
+
+    def expect_alerts(self, *expected: ExpectedAlert, log_at: str | None = None) -> None:
+        """Keep the fault until each alert fired (at most its rule's `for:` plus a scrape and
+        an evaluation after what starts its condition: the fault, or the leader's move),
+        writing a line into `log_at`'s journal every 5 s."""
+        self.expected_alerts = list(expected)
+        cap = self.fault_at + FAULT_MAX + max(e.deadline() for e in expected)
+
+        def starts() -> dict[str, float] | None:
+            moved = self.timeline.first_leader_change_after(self.fault_at)
+            if any(e.after_leader_moved for e in expected) and moved is None:
+                return None
+            return {
+                str(e): (moved or self.fault_at) if e.after_leader_moved else self.fault_at
+                for e in expected
+            }
+
+        while (begun := starts()) is None or not all(
+            self.alerts.first_active(e, begun[str(e)]) or time.time() > begun[str(e)] + e.deadline()
+            for e in expected
+        ):
+            if time.time() > cap:
+                break
+            if log_at:
+                self.log_during_fault(log_at)
+            time.sleep(5)
+        if begun is None:
+            self.row.failed_checks.append("the leader never moved: no failover alert to expect")
+            return
+        for name, (delay, deadline) in self.alerts.wait_fired(self.expected_alerts, begun).items():
+            if delay is None:
+                self.row.failed_checks.append(f"alert {name} never fired")
+            elif delay > deadline:
+                self.row.failed_checks.append(
+                    f"alert {name} fired +{delay:.0f} s after its condition began, later than its "
+                    f"rule's for: plus a scrape and an evaluation ({deadline:.0f} s)"
+                )
+            else:
+                self.row.timings[f"{name} fired"] = delay
+
+    def check_alerts_resolved_and_logs_received(self) -> None:
+        """After the heal: the expected alerts resolve, every line logged during the fault is
+        at the log server."""
+        if self.expected_alerts:
+            resolved = self.alerts.wait_resolved(self.expected_alerts, self.healed_at)
+            for name, delay in resolved.items():
+                if delay is None:
+                    self.row.failed_checks.append(f"alert {name} still active after the heal")
+                else:
+                    self.row.notes.append(f"alert {name} resolved +{delay:.0f} s after the heal")
+        if self.markers is not None:
+            got = self.markers.wait_received(self.chaos.lab)
+            note = (
+                f"{got} of {self.markers.written} lines logged at {self.markers.server} during "
+                "the fault reached the log server"
+            )
+            if got < self.markers.written:
+                self.row.failed_checks.append(note)
+            else:
+                self.row.notes.append(note)
 
     def measure(self) -> Row:
         """After the heal: wait for full redundancy, then fill the row."""
@@ -384,7 +458,16 @@ def leader_site_cut(s: Session) -> None:
     site = s.chaos.leader_site() or PREFERRED_SITE
     s.fault()
     lab_chaos.cut_region(site)
+    db = s.chaos.lab.host(site, "db").name
+    s.log_during_fault(db)
     s.wait_served(site=_other(site))
+    # The operators hear of it: the site is down and the database failed over. The cut lasts
+    # until both alerts fired, and what the cut site logged meanwhile must reach the witness.
+    s.expect_alerts(
+        ExpectedAlert("SiteDown", (("site", site),)),
+        ExpectedAlert("FailoverHappened", resolves=False, after_leader_moved=True),
+        log_at=db,
+    )
     lab_chaos.restore_region(site)
     s.heal()
 
@@ -441,6 +524,25 @@ def db_leader_vm_killed(s: Session) -> None:
 
 def db_leader_vm_frozen(s: Session) -> None:
     _db_leader_vm_fault(s, lab_chaos.freeze_instance, lab_chaos.thaw_instance)
+
+
+def standby_db_stopped(s: Session) -> None:
+    """The synchronous standby's Patroni (and PostgreSQL) stopped: the leader keeps taking
+    writes alone, and the operators hear that there is no synchronous standby."""
+    leader = s.chaos.leader_site() or PREFERRED_SITE
+    standby = s.chaos.lab.host(_other(leader), "db")
+    s.fault()
+    s.chaos.lab.ssh(standby, "sudo docker stop nmpi-patroni", timeout=90)
+    s.wait_served()
+    s.expect_alerts(
+        ExpectedAlert(
+            "DatabaseNoSyncStandby",
+            (("host", s.chaos.lab.host(leader, "db").name),),
+            condition_delay=15.0,
+        )
+    )
+    s.chaos.lab.ssh(standby, "sudo docker start nmpi-patroni", timeout=90)
+    s.heal()
 
 
 def witness_cut(s: Session) -> None:
@@ -525,6 +627,15 @@ SCENARIOS: dict[str, Scenario] = {
             dns_changes=0,
         ),
         Scenario(
+            "standby-db-stopped",
+            "the synchronous standby's Patroni stopped, then started: writes go on at the"
+            " leader, an alert says there is no synchronous standby",
+            standby_db_stopped,
+            max_outage=15,
+            failovers=0,
+            dns_changes=0,
+        ),
+        Scenario(
             "web-vm-killed",
             "the active web VM powered off (one per site: the name moves), then started",
             active_web_vm_killed,
@@ -590,4 +701,7 @@ def run(chaos: Chaos, spec: Scenario) -> tuple[Row, list[str]]:
             for name in chaos.lab.hosts:
                 lab_chaos.thaw_instance(name)
         row = session.measure()
+        # After the redundancy figure (measured from the heal): the alerts' resolution and the
+        # fault's log lines, which Alertmanager and the log server had that long to show.
+        session.check_alerts_resolved_and_logs_received()
     return row, row.problems(spec)

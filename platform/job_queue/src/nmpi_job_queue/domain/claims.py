@@ -33,6 +33,12 @@ CLAIM_EXPIRES_HEADER = "X-NMPI-Claim-Expires"
 
 log = logging.getLogger("nmpi_job_queue")
 
+CLAIMS = Counter(
+    "nmpi_claims",
+    "Jobs handed out to a hardware site (GET /jobs/next/{platform} answered 200): the "
+    "monitoring's sign that the platform's site is polling",
+    ["platform"],
+)
 CLAIMS_EXPIRED = Counter(
     "nmpi_claims_expired_total",
     "Claims not confirmed in time: the job went back to the queue and was handed out again",
@@ -101,6 +107,11 @@ async def claim_next(
     job, lapsed_provider, lapsed_claim, lapsed_at = row
     lapsed = LapsedClaim(lapsed_provider, lapsed_claim, lapsed_at) if lapsed_claim else None
     return job, lapsed
+
+
+def report_claimed(job: models.Job) -> None:
+    """Once a claim is committed: counted per platform."""
+    CLAIMS.labels(job.hardware_platform).inc()
 
 
 def report_lapsed(job: models.Job, lapsed: LapsedClaim) -> None:

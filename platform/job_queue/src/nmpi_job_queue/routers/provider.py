@@ -62,6 +62,7 @@ async def take_next_job(
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {platform} job is waiting")
     job, lapsed = claimed
     await session.commit()
+    claims.report_claimed(job)
     if lapsed is not None:
         claims.report_lapsed(job, lapsed)
     response.headers.update(claims.claim_headers(job, provider.name))
