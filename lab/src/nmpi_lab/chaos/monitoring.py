@@ -132,12 +132,16 @@ class AlertWatch:
             self._stop.wait(POLL)
 
     def first_active(self, expected: ExpectedAlert, after: float) -> float | None:
-        """When an alert matching `expected` was first seen active at or after `after`."""
+        """When an alert matching `expected` was first seen active at or after `after`. For an
+        alert about the leader's move, only an alert that began after it counts: one still
+        active from an earlier failover (its 15-minute window) says nothing about this one."""
         with self._lock:
             times = [
                 max(first, after)
                 for (_, labels), (first, last) in self.seen.items()
-                if last >= after and expected.matches({"labels": dict(labels)})
+                if last >= after
+                and expected.matches({"labels": dict(labels)})
+                and (not expected.after_leader_moved or first >= after - POLL)
             ]
         return min(times) if times else None
 
