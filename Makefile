@@ -100,11 +100,13 @@ devstack-down: ## Stop the local OpenStack (its instances and state stay)
 	$(DEVSTACK) down
 
 devstack-clean: ## Stop the local OpenStack and remove its state and instances (the venv stays)
+	-python -m nmpi_lab.hostdns off
 	$(DEVSTACK) clean --yes
 
 bench-lab: images ## Local OpenStack figures: cold up, restart, memory with 6 instances (wipes the lab)
 	python -m nmpi_lab.bench_lab $(BENCH_ARGS)
 
 clean: ## Remove the Python environment and caches (images stay; docker rmi them by hand)
+	-test ! -x $(VENV)/bin/python || $(VENV)/bin/python -m nmpi_lab.hostdns off
 	-test ! -x $(DEVSTACK) || $(DEVSTACK) clean --yes
 	rm -rf .venv .cache .pytest_cache .mypy_cache .ruff_cache
