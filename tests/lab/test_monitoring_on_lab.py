@@ -93,9 +93,14 @@ def test_prometheus_scrapes_every_host_and_service_of_both_sites(
 
 
 def test_a_healthy_platform_fires_no_alert_but_the_watchdog(lab: deployment.Deployment) -> None:
-    # The rules need a few evaluations after a deploy; nothing else may fire meanwhile.
-    time.sleep(30)
-    firing = [a for a in lab.alerts() if a["status"]["state"] == "active"]
+    # Right after a deploy Prometheus may not have evaluated (and sent) its rules yet: wait
+    # for the always-firing Watchdog at Alertmanager, then nothing else may be firing.
+    def active() -> list[dict[str, Any]]:
+        return [a for a in lab.alerts() if a["status"]["state"] == "active"]
+
+    eventually(lambda: [a for a in active() if a["labels"]["alertname"] == "Watchdog"], 120, 5)
+    time.sleep(30)  # a few more evaluations: a wrong alert would be firing by now
+    firing = active()
     names = sorted(a["labels"]["alertname"] for a in firing)
     assert names == ["Watchdog"], [(a["labels"], a["annotations"].get("summary")) for a in firing]
     (watchdog,) = firing
