@@ -39,7 +39,7 @@ EXAMPLES: dict[str, Example] = {
         {"job": "blackbox_dns", "instance": "10.30.0.10:53", **WITNESS}, "ticket"
     ),
     "PublicNameNotAtLeader": Example({"site": "castor", "location": "castor"}, "ticket"),
-    "FailoverHappened": Example({"reason": "leader_site_down"}, "ticket"),
+    "FailoverHappened": Example({"timeline": "4"}, "ticket"),
     "FailoverDaemonNotActing": Example({}, "ticket"),
     "FailoverDaemonAlarm": Example({"condition": "dns_unreadable"}, "ticket"),
     # database.yml

@@ -463,9 +463,14 @@ def leader_site_cut(s: Session) -> None:
     s.wait_served(site=_other(site))
     # The operators hear of it: the site is down and the database failed over. The cut lasts
     # until both alerts fired, and what the cut site logged meanwhile must reach the witness.
+    # FailoverHappened fires on the new leader's timeline in nmpi-failover's metrics: Patroni
+    # publishes it at the new leader's next loop after the promotion (loop_wait 4 s) and the
+    # daemon reads it at its next round (2 s), some seconds after the leader moved.
     s.expect_alerts(
         ExpectedAlert("SiteDown", (("site", site),)),
-        ExpectedAlert("FailoverHappened", resolves=False, after_leader_moved=True),
+        ExpectedAlert(
+            "FailoverHappened", resolves=False, after_leader_moved=True, condition_delay=8.0
+        ),
         log_at=db,
     )
     lab_chaos.restore_region(site)
