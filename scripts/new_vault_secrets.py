@@ -48,6 +48,7 @@ SECRETS: dict[str, str] = {
     "vault_nmpi_db_replication_password": "password",
     "vault_nmpi_db_rewind_password": "password",
     "vault_nmpi_db_app_password": "password",
+    "vault_nmpi_db_monitor_password": "password",
     "vault_nmpi_tsig_deploy_secret": "tsig",
     "vault_nmpi_tsig_failover_secret": "tsig",
     "vault_nmpi_monitoring_web_password": "password",

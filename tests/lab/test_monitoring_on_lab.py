@@ -29,6 +29,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.lab]
 T = TypeVar("T")
 EXPECTED_JOBS = {
     "node": 5,
+    "docker": 5,
+    "postgres": 2,
     "etcd": 3,
     "patroni": 2,
     "job-queue": 2,
@@ -108,25 +110,37 @@ def test_a_healthy_platform_fires_no_alert_but_the_watchdog(lab: deployment.Depl
     assert watchdog["labels"]["environment"] == "lab"
 
 
+# The exporters' ports at the sites: the node exporter, the metrics proxy (Docker engine).
+EXPORTER_URLS = {
+    "web": ("9100/metrics", "9444/docker/metrics"),
+    "db": ("9100/metrics", "9444/docker/metrics", "9187/metrics"),
+}
+
+
 def test_the_sites_exporters_admit_the_witness_only(lab: deployment.Deployment) -> None:
     # From this machine (an operator's address, not the witness's): the security groups drop it.
     for site in ("castor", "jusuf"):
-        for group in ("web", "db"):
+        for group, urls in EXPORTER_URLS.items():
             address = lab.host(site, group).public_ip
-            with pytest.raises((TimeoutError, ConnectionRefusedError)):
-                socket.create_connection((address, 9100), timeout=3).close()
-    # From the witness's own location, without a client certificate: TLS refuses it.
+            for url in urls:
+                port = int(url.split("/")[0])
+                with pytest.raises((TimeoutError, ConnectionRefusedError)):
+                    socket.create_connection((address, port), timeout=3).close()
+    # From the witness's own location, without a client certificate: TLS refuses it (the
+    # exporters' TLS handshake, nginx's 400 "No required SSL certificate was sent").
     witness = lab.monitoring
-    script = (
-        "import ssl,socket,urllib.request as u\n"
-        "c=ssl.create_default_context(cafile='/etc/nmpi/pki/ca.crt')\n"
-        "try:\n"
-        f"    u.urlopen('https://{lab.host('castor', 'web').public_ip}:9100/metrics',"
-        " context=c, timeout=5); print('open')\n"
-        "except Exception as e: print('refused', type(e).__name__)\n"
-    )
-    out = lab.ssh(witness, f"python3 -c {_quote(script)}", timeout=60)
-    assert out.strip().startswith("refused"), out
+    for group, urls in EXPORTER_URLS.items():
+        for url in urls:
+            script = (
+                "import ssl,socket,urllib.request as u\n"
+                "c=ssl.create_default_context(cafile='/etc/nmpi/pki/ca.crt')\n"
+                "try:\n"
+                f"    u.urlopen('https://{lab.host('castor', group).public_ip}:{url}',"
+                " context=c, timeout=5); print('open')\n"
+                "except Exception as e: print('refused', type(e).__name__)\n"
+            )
+            out = lab.ssh(witness, f"python3 -c {_quote(script)}", timeout=60)
+            assert out.strip().startswith("refused"), (group, url, out)
 
 
 def _quote(text: str) -> str:

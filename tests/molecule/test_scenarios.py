@@ -117,6 +117,9 @@ COVERED_BY = {
     "alertmanager": "prometheus:default",
     "journal_remote": "prometheus:default",
     "journal_upload": "prometheus:default",
+    "metrics_proxy": "prometheus:default",
+    # The monitoring phase's exporter of the database members, where they are converged.
+    "postgres_exporter": "patroni:default",
     "nmpi_common": "every scenario",
 }
 

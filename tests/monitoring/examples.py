@@ -56,6 +56,9 @@ EXAMPLES: dict[str, Example] = {
         },
         "ticket",
     ),
+    "DatabaseExporterCannotConnect": Example(
+        target("postgres", "jusuf-db-1", "jusuf", 9187), "ticket"
+    ),
     # etcd.yml
     "EtcdNoLeader": Example({}, "page"),
     "EtcdMemberDown": Example(target("etcd", "castor-db-1", "castor", 2379), "ticket"),

@@ -18,6 +18,7 @@ PASSWORDS = {
     "patroni_replication_password": "r" * 16,
     "patroni_rewind_password": "w" * 16,
     "patroni_app_password": "a" * 16,
+    "patroni_monitor_password": "m" * 16,
 }
 
 
@@ -120,6 +121,24 @@ def test_pki_lab_defaults_pass(tmp_path: Path) -> None:
             {**PASSWORDS, "patroni_app_user": "replicator"},
             ["patroni_app_user", "different from each other"],
             id="app-user-is-the-replication-user",
+        ),
+        pytest.param(
+            "patroni",
+            {**PASSWORDS, "patroni_monitor_password": ""},
+            ["patroni_monitor_password", "ansible-vault"],
+            id="missing-monitor-password",
+        ),
+        pytest.param(
+            "patroni",
+            {**PASSWORDS, "patroni_monitor_user": "nmpi"},
+            ["patroni_monitor_user", "different from each other"],
+            id="monitor-user-is-the-app-user",
+        ),
+        pytest.param(
+            "patroni",
+            {**PASSWORDS, "patroni_monitor_user": "pg_monitor"},
+            ["patroni_monitor_user", "pg_"],
+            id="monitor-user-is-reserved",
         ),
         pytest.param(
             "patroni",

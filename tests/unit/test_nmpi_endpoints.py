@@ -120,13 +120,20 @@ def test_the_security_policy_opens_the_services_ports() -> None:
         for name, rules in groups.items()
     }
     assert opened == {
-        "nmpi-castor-web": [("tcp", 22, 22), ("tcp", 443, 443), ("tcp", 9100, 9100)],
+        "nmpi-castor-web": [
+            ("tcp", 22, 22),
+            ("tcp", 443, 443),
+            ("tcp", 9100, 9100),
+            ("tcp", 9444, 9444),
+        ],
         "nmpi-castor-db": [
             ("tcp", 22, 22),
             ("tcp", 2379, 2380),
             ("tcp", 5432, 5432),
             ("tcp", 8008, 8008),
             ("tcp", 9100, 9100),
+            ("tcp", 9187, 9187),
+            ("tcp", 9444, 9444),
         ],
         "nmpi-castor-witness": [
             ("tcp", 22, 22),
@@ -140,8 +147,9 @@ def test_the_security_policy_opens_the_services_ports() -> None:
     }
     # Exporters admit the monitoring server alone; its UIs the operators alone.
     for group in ("nmpi-castor-web", "nmpi-castor-db"):
-        exporter = [r for r in groups[group] if r["port_range_min"] == 9100]
-        assert [r["remote_ip_prefix"] for r in exporter] == ["192.0.2.128/25"]
+        exporter = [r for r in groups[group] if r["port_range_min"] in (9100, 9187, 9444)]
+        assert exporter
+        assert {r["remote_ip_prefix"] for r in exporter} == {"192.0.2.128/25"}
     uis = [r for r in groups["nmpi-castor-witness"] if r["port_range_min"] in (9090, 9093)]
     assert {r["remote_ip_prefix"] for r in uis} == {"192.0.2.0/28"}
     # The other locations ship their journals to the log server.

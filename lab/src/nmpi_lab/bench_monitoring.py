@@ -26,6 +26,7 @@ CONTAINERS = (
     "nmpi-alertmanager",
     "nmpi-blackbox-exporter",
     "nmpi-node-exporter",
+    "nmpi-metrics-proxy",
 )
 UNITS = (
     "systemd-journal-remote.service",

@@ -151,6 +151,36 @@ def test_container_and_files(db: Any) -> None:
     assert db.file("/srv/nmpi/patroni/pgdata/PG_VERSION").content_string.strip() == "15"
 
 
+def test_postgres_exporter_reads_its_member_and_wants_a_client_certificate(db: Any) -> None:
+    # The exporter logs in as the monitoring role over TLS on loopback: pg_up 1 and the
+    # database collector's figures; a scrape without the host's certificate is refused.
+    tls = f"--cacert {CA} --cert /etc/nmpi/pki/host.crt --key /etc/nmpi/pki/host.key"
+    # curl of the Patroni container (host network, the host's TLS files mounted).
+    body = db.check_output(
+        f"docker exec nmpi-patroni curl -fsS {tls} https://127.0.0.1:9187/metrics"
+    )
+    assert "\npg_up 1\n" in body
+    assert 'pg_database_size_bytes{datname="nmpi"}' in body
+    assert (
+        db.run(
+            f"docker exec nmpi-patroni curl -fsS --cacert {CA} https://127.0.0.1:9187/metrics"
+        ).rc
+        != 0
+    )
+    # The role is a monitor, not a writer.
+    assert (
+        db.run(
+            "docker exec nmpi-patroni psql -X -A -t -d postgres -c "
+            "\"SELECT pg_has_role('nmpi_monitor', 'pg_monitor', 'member'), "
+            "rolsuper FROM pg_roles WHERE rolname = 'nmpi_monitor'\""
+        ).stdout.strip()
+        == "t|f"
+    )
+    exporter = db.docker("nmpi-postgres-exporter").inspect()
+    assert exporter["Config"]["User"] == "100:101"
+    assert not any("PASS=" in e for e in exporter["Config"]["Env"])
+
+
 def test_witness_runs_etcd_only(host: Any) -> None:
     if name_of(host) != "patroni-witness":
         pytest.skip("the witness only")

@@ -84,6 +84,23 @@ def test_node_exporter_answers_a_client_certificate_only(
         _get(url, _context(tls_files, client_cert=False))
 
 
+def test_the_metrics_proxy_serves_loopback_exporters_to_a_client_certificate_only(
+    address: str, tls_files: dict[str, Path]
+) -> None:
+    base = f"https://{address}:9444"
+    with_cert = _context(tls_files, client_cert=True)
+    status, body = _get(f"{base}/blackbox/metrics", with_cert)
+    assert status == 200
+    assert "blackbox_exporter_build_info" in body
+    # Only the configured targets: nothing else of the host's loopback is relayed.
+    assert _get(f"{base}/blackbox/probe?target=127.0.0.1:9090", with_cert)[0] == 404
+    assert _get(f"{base}/", with_cert)[0] == 404
+    # nginx answers 400 to a TLS client without a certificate of the platform's CA.
+    status, body = _get(f"{base}/blackbox/metrics", _context(tls_files, client_cert=False))
+    assert status == 400
+    assert "No required SSL certificate was sent" in body
+
+
 def test_the_uis_want_the_password(address: str, tls_files: dict[str, Path]) -> None:
     password = PASSWORD_FILE.read_text().strip()
     context = _context(tls_files, client_cert=False)
@@ -111,6 +128,7 @@ def test_prometheus_scrapes_every_target_and_loaded_every_rule(
         "prometheus",
         "alertmanager",
         "blackbox_exporter",
+        "proxied_blackbox",
     }
     node = next(t for t in active if t["labels"]["job"] == "node")
     assert node["labels"]["host"] == "monitoring-witness"
