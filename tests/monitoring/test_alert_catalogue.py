@@ -321,6 +321,24 @@ INHIBITION_CASES: list[tuple[str, dict[str, str], dict[str, str], bool]] = [
         True,
     ),
     (
+        "a host down holds back its database exporter's",
+        example("HostDown", **at("jusuf-db-1", "jusuf")),
+        example("DatabaseExporterCannotConnect"),
+        True,
+    ),
+    (
+        "... not another host's",
+        example("HostDown", **at("castor-db-1", "castor")),
+        example("DatabaseExporterCannotConnect"),
+        False,
+    ),
+    (
+        "a site down holds back its database exporter's",
+        example("SiteDown", site="jusuf", location="jusuf"),
+        example("DatabaseExporterCannotConnect"),
+        True,
+    ),
+    (
         "a host down does not hold back another host's targets",
         example("HostDown", **at("castor-db-1", "castor")),
         example("TargetDown", **at("castor-web-1", "castor"), job="job-queue"),
