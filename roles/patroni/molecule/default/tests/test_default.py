@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,9 @@ def test_postgres_exporter_reads_its_member_and_wants_a_client_certificate(db: A
         f"docker exec nmpi-patroni curl -fsS {tls} https://127.0.0.1:9187/metrics"
     )
     assert "\npg_up 1\n" in body
-    assert 'pg_database_size_bytes{datname="nmpi"}' in body
+    # Every series carries server="127.0.0.1:5432" besides its own labels.
+    assert re.search(r'^pg_database_size_bytes\{datname="nmpi",[^}]*\} [0-9.e+]+$', body, re.M)
+    assert re.search(r'^pg_stat_database_xact_commit\{[^}]*datname="nmpi"[^}]*\} ', body, re.M)
     assert (
         db.run(
             f"docker exec nmpi-patroni curl -fsS --cacert {CA} https://127.0.0.1:9187/metrics"
