@@ -162,7 +162,9 @@ def test_freeze_plan_refuses_a_cgroup_whose_subtree_holds_outsiders() -> None:
 
 def test_freeze_plan_refuses_the_root_cgroup() -> None:
     escaped = proc(150, 106, "/", "escaped")
-    with pytest.raises(ChaosError, match="root cgroup: freezing it would freeze the host"):
+    with pytest.raises(
+        ChaosError, match=r"root cgroup \(150 \(escaped\)\): freezing it would freeze the host"
+    ):
         chaos.freeze_plan(host_with_vm(escaped), 100)
 
 

@@ -330,8 +330,12 @@ def freeze_plan(table: Mapping[int, Proc], init_pid: int) -> FreezePlan:
     inner = outermost(found)
     for cgroup in inner:
         if cgroup.path.rstrip("/") == "":
+            at_root = ", ".join(
+                f"{pid} ({table[pid].comm})" for pid in sorted(pids) if table[pid].cgroup == cgroup
+            )
             raise ChaosError(
-                "a process of the VM is in the root cgroup: freezing it would freeze the host"
+                f"a process of the VM is in the root cgroup ({at_root}): freezing it would"
+                " freeze the host"
             )
         outsiders = sorted(
             p.pid
@@ -602,15 +606,16 @@ def _init_pid(container: Any) -> int:
     return int((container.attrs.get("State") or {}).get("Pid") or 0)
 
 
-PLAN_TRIES = 20
-PLAN_RETRY_SECONDS = 0.1
+PLAN_TRIES = 50
+PLAN_RETRY_SECONDS = 0.2
 
 
 def _settled_plan(init_pid: int) -> FreezePlan:
-    """freeze_plan on a fresh process table, asked again for up to 2 s while it refuses: a
-    process being started in the VM (runc moving a new container's or a `docker exec`'s
-    process into its cgroup) can be seen for a moment in the root cgroup or in none; a
-    refusal that lasts is real (seen once in make test, on two loaded cores)."""
+    """freeze_plan on a fresh process table, asked again for up to 10 s while it refuses: a
+    process being started in the VM (runc moving a new container's, a health check's or a
+    `docker exec`'s process into its cgroup) can be seen for a moment in the root cgroup or in
+    none. On two loaded cores that moment outlasted 2 s (make test, twice); a refusal that
+    lasts 10 s is real, and the error names the processes."""
     for attempt in range(PLAN_TRIES):
         try:
             return freeze_plan(process_table(), init_pid)
