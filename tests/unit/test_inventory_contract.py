@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -119,9 +120,9 @@ def test_broken_inventory_fails_before_any_cloud_call(case: str, tmp_path: Path)
 
 # Secrets: the failure names the variable (and the host), never the value. -vvv shows results in
 # full, so nothing can hide in a detail a normal run leaves out.
-SHORT_PASSWORD = "Sh0rtSecr3t"  # 11 characters
+SHORT_PASSWORD = secrets.token_hex(6)[:11]  # 11 characters, made per run
 NOT_BASE64 = "Not*Base64*But*Long*Enough*For*Any*Length*Check"
-SHORT_TSIG = base64.b64encode(b"sixteen byte key").decode()  # valid base64 of 16 bytes
+SHORT_TSIG = base64.b64encode(secrets.token_bytes(16)).decode()  # valid base64 of 16 bytes
 
 SECRET_CASES: dict[str, tuple[Callable[[dict[str, Any]], object], str, str | None]] = {
     "missing nmpi_db_app_password": (

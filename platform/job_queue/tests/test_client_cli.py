@@ -22,6 +22,7 @@ import http.server
 import ipaddress
 import json
 import os
+import secrets
 import socket
 import ssl
 import subprocess
@@ -45,7 +46,7 @@ from pg_harness import free_port
 
 IAM_HOST = "iam.ebrains.eu"
 USERINFO_PATH = "/auth/realms/hbp/protocol/openid-connect/userinfo"  # the client's default
-TOKEN = "token-erin"
+TOKEN = "token-erin-" + secrets.token_hex(8)  # made per run
 COLLAB = "cli-lab"
 PLATFORM = "Demo"
 USERINFO = {
