@@ -118,8 +118,10 @@ COVERED_BY = {
     "journal_remote": "prometheus:default",
     "journal_upload": "prometheus:default",
     "metrics_proxy": "prometheus:default",
-    # The monitoring phase's exporter of the database members, where they are converged.
+    # The monitoring phase's exporters, where what they read is converged: the database
+    # members' PostgreSQL, the web host's nginx.
     "postgres_exporter": "patroni:default",
+    "nginx_exporter": "platform:default",
     "nmpi_common": "every scenario",
 }
 

@@ -1,14 +1,17 @@
 """Verify platform on the converged web VM, from the controller as a user would reach it:
 HTTPS with the lab CA and the public name (SNI), the redirect, the headers, the API at the
 root, the Job Manager's page, /metrics kept for monitoring, the real nmpi client submitting a
-job, TLS to the database, the schema migrated; then what a site does when API containers or
-its database go away (/readyz 503, so nmpi-failover moves the name)."""
+job, TLS to the database, the schema migrated, the NGINX exporter reading nginx's stub_status
+(both on the VM's loopback only); then what a site does when API containers or its database go
+away (/readyz 503, so nmpi-failover moves the name)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shlex
+import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +32,10 @@ testinfra_hosts = ["platform-web"]
 NAME = "nmpi.lab.example"
 API = ("nmpi-job-queue-1", "nmpi-job-queue-2")
 NGINX = "nmpi-nginx"
+EXPORTER = "nmpi-nginx-exporter"
+# nginx's stub_status and the NGINX exporter: on the VM's loopback only (the metrics proxy
+# serves the exporter to the witness on the sites).
+STATUS_PORT, EXPORTER_PORT = 8081, 9113
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."))
 CA = EPHEMERAL / "pki" / "ca.crt"
 
@@ -179,6 +186,64 @@ def test_metrics_only_for_monitoring(web: Site, host: Any) -> None:
         "print(urllib.request.urlopen('https://127.0.0.1/metrics', context=ctx).read().decode())"
     )
     assert "nmpi_http_requests_total" in host.check_output(f'python3 -c "{script}"')
+
+
+def local_get(host: Any, url: str) -> tuple[int, str]:
+    """(status, body) of a plain-HTTP GET from inside the VM (its loopback); the VM has no curl."""
+    script = (
+        "import sys, urllib.error, urllib.request\n"
+        "try:\n"
+        f"    reply = urllib.request.urlopen({url!r}, timeout=10)\n"
+        "except urllib.error.HTTPError as error:\n"
+        "    reply = error\n"
+        "sys.stdout.write(str(reply.status) + chr(10) + reply.read().decode())\n"
+    )
+    status, _, body = host.check_output(f"python3 -c {shlex.quote(script)}").partition("\n")
+    return int(status), body
+
+
+def test_nginx_exporter_reads_the_stub_status(host: Any, web: Site) -> None:
+    assert web.get("/readyz").status_code == 200  # at least one request counted
+    status, page = local_get(host, f"http://127.0.0.1:{STATUS_PORT}/stub_status")
+    assert status == 200
+    assert page.startswith("Active connections:")
+    assert local_get(host, f"http://127.0.0.1:{STATUS_PORT}/")[0] == 404
+    status, body = local_get(host, f"http://127.0.0.1:{EXPORTER_PORT}/metrics")
+    assert status == 200
+    lines = body.splitlines()
+    assert "nginx_up 1" in lines
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in lines
+        if line.startswith("nginx_") and " " in line
+    }
+    assert values["nginx_connections_accepted"] > 0
+    assert values["nginx_http_requests_total"] > 0
+
+
+def test_stub_status_and_exporter_on_loopback_only(host: Any, address: str) -> None:
+    listening = host.check_output("ss -Hltn")
+    for port in (STATUS_PORT, EXPORTER_PORT):
+        assert f"127.0.0.1:{port} " in listening
+        for wildcard in ("0.0.0.0", "*", "[::]"):
+            assert f"{wildcard}:{port} " not in listening
+        # From the controller, at the VM's address: nothing listens there.
+        with pytest.raises((ConnectionRefusedError, TimeoutError)):
+            socket.create_connection((address, port), timeout=3).close()
+
+
+def test_nginx_exporter_confined(host: Any) -> None:
+    info = inspect(host, EXPORTER)
+    assert info["State"]["Running"]
+    assert info["Config"]["User"] == "100:101"
+    assert info["Config"]["Image"].startswith("nmpi/nginx-exporter:")
+    config = info["HostConfig"]
+    assert config["NetworkMode"] == "host"
+    assert config["RestartPolicy"]["Name"] == "unless-stopped"
+    assert config["ReadonlyRootfs"] is True
+    assert config["CapDrop"] == ["ALL"]
+    assert "no-new-privileges" in config["SecurityOpt"]
+    assert not info["Mounts"]
 
 
 @pytest.fixture(scope="module")
