@@ -31,6 +31,7 @@ EXPECTED_JOBS = {
     "node": 5,
     "docker": 5,
     "postgres": 2,
+    "nginx": 2,
     "etcd": 3,
     "patroni": 2,
     "job-queue": 2,
@@ -110,9 +111,10 @@ def test_a_healthy_platform_fires_no_alert_but_the_watchdog(lab: deployment.Depl
     assert watchdog["labels"]["environment"] == "lab"
 
 
-# The exporters' ports at the sites: the node exporter, the metrics proxy (Docker engine).
+# The exporters' ports at the sites: the node exporter, the metrics proxy (Docker engine; on
+# the web hosts also the NGINX exporter).
 EXPORTER_URLS = {
-    "web": ("9100/metrics", "9444/docker/metrics"),
+    "web": ("9100/metrics", "9444/docker/metrics", "9444/nginx/metrics"),
     "db": ("9100/metrics", "9444/docker/metrics", "9187/metrics"),
 }
 
@@ -141,6 +143,33 @@ def test_the_sites_exporters_admit_the_witness_only(lab: deployment.Deployment) 
             )
             out = lab.ssh(witness, f"python3 -c {_quote(script)}", timeout=60)
             assert out.strip().startswith("refused"), (group, url, out)
+
+
+# On the web hosts, nginx's stub_status and the NGINX exporter (plain HTTP) listen on loopback
+# only: the metrics proxy fronts the exporter, and no security group opens either port.
+LOOPBACK_ONLY_PORTS = (8081, 9113)
+
+
+def test_the_web_hosts_loopback_only_ports_are_closed_to_everyone(
+    lab: deployment.Deployment,
+) -> None:
+    for site in ("castor", "jusuf"):
+        address = lab.host(site, "web").public_ip
+        for port in LOOPBACK_ONLY_PORTS:
+            with pytest.raises((TimeoutError, ConnectionRefusedError)):
+                socket.create_connection((address, port), timeout=3).close()
+    # Not even the witness, which the security groups admit to the exporters' ports.
+    script = (
+        "import socket\n"
+        f"for port in {LOOPBACK_ONLY_PORTS!r}:\n"
+        "    try:\n"
+        f"        socket.create_connection(('{lab.host('castor', 'web').public_ip}', port),"
+        " timeout=3).close(); print(port, 'open')\n"
+        "    except OSError as e: print(port, 'closed', type(e).__name__)\n"
+    )
+    out = lab.ssh(lab.monitoring, f"python3 -c {_quote(script)}", timeout=60)
+    assert "open" not in out, out
+    assert out.count("closed") == len(LOOPBACK_ONLY_PORTS), out
 
 
 def _quote(text: str) -> str:
