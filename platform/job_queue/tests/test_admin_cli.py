@@ -7,16 +7,18 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
 
-def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NMPI_")}
     env["NMPI_DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "nmpi_job_queue.cli", *args],
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
@@ -53,6 +55,39 @@ def test_users_tokens_and_provider_keys(
 
     revoked = ok(database_url, "token", "revoke", name)
     assert revoked.startswith("1 token(s)")
+
+
+def test_registered_provider_key_is_idempotent(
+    database_url: str, api: Callable[..., httpx.Client], tmp_path: Path
+) -> None:
+    """A deployment registers the key it keeps in its secrets at every run: the first run
+    registers it, later ones change nothing, a new platform list updates it."""
+    name = f"site-{uuid.uuid4().hex[:8]}"
+    key = uuid.uuid4().hex + uuid.uuid4().hex
+    register = ("provider-key", "register", name, "--platform", "SpiNNaker")
+    assert cli(database_url, *register, stdin=key + "\n").stdout.startswith("registered:")
+    assert cli(database_url, *register, stdin=key).stdout.startswith("unchanged:")
+    provider = api(api_key=key)
+    assert provider.get("/jobs/next/BrainScaleS-2").status_code == 403
+    both = (*register, "--platform", "BrainScaleS-2")
+    assert cli(database_url, *both, stdin=key).stdout.startswith("updated:")
+    assert provider.get("/jobs/next/BrainScaleS-2").status_code in (200, 404)
+
+    short = cli(database_url, *register, stdin="too-short")
+    assert short.returncode == 1
+    assert "32 to 200 printable characters; got 9" in short.stderr
+    taken = cli(database_url, "provider-key", "register", "other", "--platform", "SpiNNaker",
+                stdin=key)  # fmt: skip
+    assert taken.returncode == 1
+    assert f"already registered to provider '{name}'" in taken.stderr
+    assert cli(database_url, *register).returncode == 2
+    key_file = tmp_path / "key"
+    key_file.write_text(key + "\n")
+    from_file = cli(database_url, *both, "--key-file", str(key_file))
+    assert from_file.stdout.startswith("unchanged:"), from_file.stderr
+    missing = cli(database_url, *both, "--key-file", str(tmp_path / "none"))
+    assert missing.returncode == 2
+    assert "cannot read --key-file" in missing.stderr
 
 
 def test_projects_quotas_and_maintenance(database_url: str) -> None:

@@ -18,6 +18,10 @@ from .identity import ROLES_BY_RANK, digest, new_secret
 from .schemas.service import ServiceState
 from .units import Platform, usage_units
 
+# A registered key is a secret the deployment made: long enough to be unguessable.
+MIN_PROVIDER_KEY_CHARS = 32
+MAX_PROVIDER_KEY_CHARS = 200
+
 
 class AdminError(ValueError):
     """A request the administrator must correct; the message says what and how."""
@@ -124,6 +128,36 @@ async def create_provider_key(session: AsyncSession, provider: str, platforms: l
         )
     )
     return key
+
+
+async def register_provider_key(
+    session: AsyncSession, provider: str, platforms: list[str], key: str
+) -> str:
+    """Make `key` (chosen by the deployment, e.g. a vaulted secret) the provider's key for
+    `platforms`: idempotent, so a deployment can run it every time. Returns what it did:
+    "registered", "updated" (other platforms) or "unchanged"."""
+    unknown = sorted(set(platforms) - {p.value for p in Platform})
+    if unknown or not platforms:
+        known = ", ".join(p.value for p in Platform)
+        raise AdminError(f"platforms must be among {known}; got {', '.join(unknown) or 'none'}")
+    if not MIN_PROVIDER_KEY_CHARS <= len(key) <= MAX_PROVIDER_KEY_CHARS or not key.isprintable():
+        raise AdminError(
+            f"a provider key must be {MIN_PROVIDER_KEY_CHARS} to {MAX_PROVIDER_KEY_CHARS} "
+            f"printable characters; got {len(key)}"
+        )
+    wanted = sorted(set(platforms))
+    existing = await session.scalar(
+        select(models.ProviderKey).where(models.ProviderKey.key_sha256 == digest(key))
+    )
+    if existing is None:
+        session.add(models.ProviderKey(key_sha256=digest(key), provider=provider, platforms=wanted))
+        return "registered"
+    if existing.provider != provider:
+        raise AdminError(f"this key is already registered to provider '{existing.provider}'")
+    if sorted(existing.platforms) == wanted:
+        return "unchanged"
+    existing.platforms = wanted
+    return "updated"
 
 
 async def create_project(

@@ -23,6 +23,9 @@ from .schemas.service import ServiceState
 from .settings import Settings, SettingsError, get_settings
 from .units import Platform
 
+# A key file holds one key (at most 200 characters): read no more than this of it.
+MAX_KEY_FILE_CHARS = 1024
+
 EXAMPLES = """\
 examples:
   export NMPI_DATABASE_URL=postgresql://nmpi:SECRET@db1:5432,db2:5432/nmpi
@@ -32,6 +35,7 @@ examples:
   nmpi-job-queue member add alice my-collab --role editor
   nmpi-job-queue token create alice --days 90 # prints the token once
   nmpi-job-queue provider-key create spinnaker-manchester --platform SpiNNaker
+  nmpi-job-queue provider-key register spinnaker-lab --platform SpiNNaker < key-file
   nmpi-job-queue maintenance set read-only --message "database upgrade until 14:00"
 """
 
@@ -142,6 +146,30 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_provider_key(args: argparse.Namespace, settings: Settings) -> int:
     key = _admin(settings, lambda s: admin.create_provider_key(s, args.provider, args.platform))
     print(key)
+    return 0
+
+
+def cmd_provider_key_register(args: argparse.Namespace, settings: Settings) -> int:
+    # The key comes from a file or stdin, never argv (process lists and shell histories show it).
+    if args.key_file is not None:
+        try:
+            with open(args.key_file, encoding="utf-8") as file:
+                key = file.read(MAX_KEY_FILE_CHARS).strip()
+        except OSError as error:
+            print(f"provider-key register: cannot read --key-file: {error}", file=sys.stderr)
+            return 2
+    else:
+        key = sys.stdin.readline(MAX_KEY_FILE_CHARS).strip()
+    if not key:
+        print(
+            "provider-key register: give the key on standard input or in --key-file",
+            file=sys.stderr,
+        )
+        return 2
+    done = _admin(
+        settings, lambda s: admin.register_provider_key(s, args.provider, args.platform, key)
+    )
+    print(f"{done}: provider {args.provider} serves {', '.join(sorted(set(args.platform)))}")
     return 0
 
 
@@ -262,6 +290,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="a queue this key may serve (repeat for several)",
     )  # fmt: skip
     p.set_defaults(func=cmd_provider_key)
+    p = keys.add_parser(
+        "register",
+        help="make the key read from stdin the provider's key for the platforms (idempotent: "
+        "for deployments that keep the key in their own secrets)",
+    )
+    p.add_argument("provider", help="provider name, e.g. spinnaker-manchester")
+    p.add_argument(
+        "--platform", action="append", required=True, choices=[x.value for x in Platform],
+        help="a queue this key may serve (repeat for several)",
+    )  # fmt: skip
+    p.add_argument(
+        "--key-file", metavar="PATH",
+        help="read the key from this file instead of standard input",
+    )  # fmt: skip
+    p.set_defaults(func=cmd_provider_key_register)
 
     projects = sub.add_parser("project", help="resource requests").add_subparsers(
         dest="action", required=True

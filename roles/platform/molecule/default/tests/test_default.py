@@ -297,6 +297,15 @@ def test_post_job_with_a_token(web: Site, account: tuple[str, str, str]) -> None
     assert web.post("/jobs/", json={"code": "x", "collab": collab}).status_code in (401, 403)
 
 
+def test_provider_key_registered(web: Site) -> None:
+    """platform_provider_keys: the key the deployment keeps serves its platform's queue only."""
+    key = (EPHEMERAL / "provider-key").read_text().strip()
+    provider = {"x-api-key": key}
+    assert web.get("/jobs/next/SpiNNaker", headers=provider).status_code in (200, 404)
+    assert web.get("/jobs/next/BrainScaleS-2", headers=provider).status_code == 403
+    assert web.get("/jobs/next/SpiNNaker", headers={"x-api-key": key[:-1]}).status_code == 401
+
+
 def test_database_connections_use_tls(db: Any, web: Site) -> None:
     assert web.get("/readyz").status_code == 200
     query = (
