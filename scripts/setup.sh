@@ -51,6 +51,8 @@ compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgres
 [ -x /usr/sbin/named ] || missing+=(bind9)
 [ -x /usr/bin/etcd ] || missing+=(etcd-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The emulators' job sandbox (platform/emulators, its tests).
+[ -x /usr/bin/bwrap ] || missing+=(bubblewrap)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     log "installing Debian packages: ${missing[*]}"
