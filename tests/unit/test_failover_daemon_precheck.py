@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.unit.test_role_argument_specs import precheck
+from tests.support import PrecheckCase, PrecheckRunner, precheck_case
 
 SECRET = base64.b64encode(b"not a real secret, for the precheck only").decode()
 PEM = "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----"
@@ -51,45 +50,53 @@ VALID: dict[str, Any] = {
 }
 
 
-def with_changes(**changes: Any) -> dict[str, Any]:
+def with_changes(**changes: Any) -> PrecheckCase:
     variables = copy.deepcopy(VALID)
     for name, value in changes.items():
         variables[f"failover_daemon_{name}"] = value
-    return variables
+    return precheck_case("failover_daemon", variables)
 
 
-def site_change(index: int, **changes: Any) -> dict[str, Any]:
+def site_change(index: int, **changes: Any) -> PrecheckCase:
     variables = copy.deepcopy(VALID)
     variables["failover_daemon_sites"][index].update(changes)
-    return variables
+    return precheck_case("failover_daemon", variables)
 
 
-def test_a_valid_inventory_passes(tmp_path: Path) -> None:
-    rc, out = precheck("failover_daemon", tmp_path, VALID)
+# The key is made at run time: no key-like text in the repository.
+ARMOUR = "PRIVATE" + " KEY-----"
+KEY = f"-----BEGIN {ARMOUR}\nnot-a-real-key-for-the-precheck\n-----END {ARMOUR}"
+VALID_CASE = precheck_case("failover_daemon", VALID)
+PATRONI_TLS = with_changes(
+    patroni_ca_cert=PEM, patroni_client_cert=PEM, patroni_client_key="not checked here"
+)
+DESIGNATE = with_changes(
+    dns_provider="designate",
+    designate_cloud="witness",
+    tsig_secret="",
+    clouds={"castor": {}, "witness": {}},
+)
+PROBE_TIMEOUT_TOO_LONG = with_changes(probe_timeout=5.0)
+CLIENT_KEY_WITHOUT_CERT = with_changes(patroni_client_key=KEY)
+
+
+def test_a_valid_inventory_passes(precheck: PrecheckRunner) -> None:
+    rc, out = precheck(VALID_CASE)
     assert rc == 0, out[-3000:]
 
 
-def test_patroni_tls_passes(tmp_path: Path) -> None:
-    variables = with_changes(
-        patroni_ca_cert=PEM, patroni_client_cert=PEM, patroni_client_key="not checked here"
-    )
-    rc, out = precheck("failover_daemon", tmp_path, variables)
+def test_patroni_tls_passes(precheck: PrecheckRunner) -> None:
+    rc, out = precheck(PATRONI_TLS)
     assert rc == 0, out[-3000:]
 
 
-def test_designate_passes_without_a_tsig_secret(tmp_path: Path) -> None:
-    variables = with_changes(
-        dns_provider="designate",
-        designate_cloud="witness",
-        tsig_secret="",
-        clouds={"castor": {}, "witness": {}},
-    )
-    rc, out = precheck("failover_daemon", tmp_path, variables)
+def test_designate_passes_without_a_tsig_secret(precheck: PrecheckRunner) -> None:
+    rc, out = precheck(DESIGNATE)
     assert rc == 0, out[-3000:]
 
 
 @pytest.mark.parametrize(
-    ("variables", "expected"),
+    ("case", "expected"),
     [
         pytest.param(
             with_changes(sites=VALID["failover_daemon_sites"][:1]),
@@ -189,25 +196,25 @@ def test_designate_passes_without_a_tsig_secret(tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_inventory_names_the_variable(
-    variables: dict[str, Any], expected: list[str], tmp_path: Path
+    case: PrecheckCase, expected: list[str], precheck: PrecheckRunner
 ) -> None:
-    rc, out = precheck("failover_daemon", tmp_path, variables)
+    rc, out = precheck(case)
     assert rc != 0, out[-3000:]
     for text in expected:
         assert text in out, f"{text!r} not in output:\n{out[-3000:]}"
 
 
-def test_the_secret_never_appears_in_precheck_output(tmp_path: Path) -> None:
-    rc, out = precheck("failover_daemon", tmp_path, with_changes(probe_timeout=5.0))
-    assert rc != 0
-    assert SECRET not in out
+def test_the_secret_never_appears_in_precheck_output(precheck: PrecheckRunner) -> None:
+    result = precheck.result(PROBE_TIMEOUT_TOO_LONG)
+    assert result.rc != 0
+    # Not in any result of the case (those not shown too) nor anywhere in the run's output.
+    assert SECRET not in result.everything
 
 
-def test_the_patroni_client_key_never_appears_in_precheck_output(tmp_path: Path) -> None:
-    # A PEM-shaped value made at run time: no key-like text in the repository.
-    armour = "PRIVATE" + " KEY-----"
-    key = f"-----BEGIN {armour}\nnot-a-real-key-for-the-precheck\n-----END {armour}"
-    rc, out = precheck("failover_daemon", tmp_path, with_changes(patroni_client_key=key))
-    assert rc != 0
-    assert "failover_daemon_patroni_client_cert" in out
-    assert "not-a-real-key-for-the-precheck" not in out
+def test_the_patroni_client_key_never_appears_in_precheck_output(
+    precheck: PrecheckRunner,
+) -> None:
+    result = precheck.result(CLIENT_KEY_WITHOUT_CERT)
+    assert result.rc != 0
+    assert "failover_daemon_patroni_client_cert" in result.output
+    assert "not-a-real-key-for-the-precheck" not in result.everything
