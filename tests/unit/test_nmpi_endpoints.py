@@ -144,17 +144,27 @@ def test_the_security_policy_opens_the_services_ports() -> None:
             ("tcp", 19532, 19532),
             ("udp", 53, 53),
         ],
+        "nmpi-castor-hardware_sites": [
+            ("tcp", 22, 22),
+            ("tcp", 8443, 8443),
+            ("tcp", 9100, 9100),
+            ("tcp", 9444, 9444),
+        ],
     }
     # Exporters admit the monitoring server alone; its UIs the operators alone.
-    for group in ("nmpi-castor-web", "nmpi-castor-db"):
+    for group in ("nmpi-castor-web", "nmpi-castor-db", "nmpi-castor-hardware_sites"):
         exporter = [r for r in groups[group] if r["port_range_min"] in (9100, 9187, 9444)]
         assert exporter
         assert {r["remote_ip_prefix"] for r in exporter} == {"192.0.2.128/25"}
     uis = [r for r in groups["nmpi-castor-witness"] if r["port_range_min"] in (9090, 9093)]
     assert {r["remote_ip_prefix"] for r in uis} == {"192.0.2.0/28"}
-    # The other locations ship their journals to the log server.
+    # The other locations ship their journals to the log server; so does a location in the
+    # witness's own region (the lab's hardware sites: its floating IP range).
     logs = [r for r in groups["nmpi-castor-witness"] if r["port_range_min"] == 19532]
-    assert [r["remote_ip_prefix"] for r in logs] == ["198.51.100.0/24"]
+    assert [r["remote_ip_prefix"] for r in logs] == ["203.0.113.0/24", "198.51.100.0/24"]
+    # Users download their jobs' outputs from the hardware sites.
+    outputs = [r for r in groups["nmpi-castor-hardware_sites"] if r["port_range_min"] == 8443]
+    assert [r["remote_ip_prefix"] for r in outputs] == ["0.0.0.0/0"]
     # At the monitoring server's own location there is no source: no exporter rule at all.
     local = security_groups(policy, "witness", {**sources, "monitoring": []}, [], ports)
     assert not [r for g in local for r in g["rules"] if r["port_range_min"] == 9100]

@@ -291,7 +291,7 @@ def load() -> Deployment:
     for group, body in inventory.items():
         for name in body.get("hosts", []) if isinstance(body, dict) else []:
             groups.setdefault(name, set()).add(group)
-    for group in ("web", "db", "witness"):  # docker_hosts has children only
+    for group in ("web", "db", "witness", "hardware_sites"):  # docker_hosts has children only
         for name in groups:
             if group in groups[name]:
                 groups[name].add("docker_hosts")

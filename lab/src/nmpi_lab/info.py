@@ -15,6 +15,8 @@ import argparse
 import json
 import sys
 
+from nmpi_devstack.paths import REPO_ROOT
+
 from nmpi_lab import deployment, hostdns
 
 
@@ -65,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         f'c = nmpi.Client(token=open("{token_file}").read().strip(), '
         f'job_service="{lab.url}", user_info_endpoint="{lab.url}/userinfo")'
     )
+    example = REPO_ROOT / "platform" / "emulators" / "examples" / "spinnaker_network.py"
     submit = (
-        'print(c.get_job(c.submit_job(source="print(\'hello\')", platform="SpiNNaker", '
-        f'collab_id="{deployment.DEMO_COLLAB}")))'
+        f'job = c.submit_job(source="{example}", platform="SpiNNaker", '
+        f'collab_id="{deployment.DEMO_COLLAB}", wait=True)'
     )
+    results = 'print(job["status"], c.download_data(job, local_dir="spinnaker-results"))'
     lines = [
         "",
         "The platform is up on the local lab.",
@@ -80,10 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *_resolution(lab, dns_server, resolved, here, pins),
         "",
-        "Submit a job with the nmpi client: start .venv/bin/python and type",
-        f'import os, nmpi; os.environ["REQUESTS_CA_BUNDLE"] = "{lab.ca_file}"',
+        "Run a PyNN job on the emulated SpiNNaker with the nmpi client (a balanced network,",
+        "1 s of real time; its spikes with neo and a raster plot come back from the hardware",
+        "site): start .venv/bin/python and type",
+        "import os, nmpi; "
+        f'os.environ["REQUESTS_CA_BUNDLE"] = os.environ["SSL_CERT_FILE"] = "{lab.ca_file}"',
         client,
         submit,
+        results,
         "",
         "Metrics, dashboards and alerts at the witness (user "
         f"{deployment.MONITORING_USER}, password in {deployment.MONITORING_PASSWORD_FILE};",

@@ -133,7 +133,7 @@ pynn.Projection(stimulus, neurons, pynn.AllToAllConnector(),
                 pynn.standardmodels.synapses.StaticSynapse(weight=WEIGHT))
 neurons.record("spikes")
 start = time.monotonic()
-pynn.run(1000.0)
+pynn.run(5000.0)
 print("run_s", time.monotonic() - start)
 print("spikes", sum(len(t) for t in neurons.get_data("spikes").segments[0].spiketrains))
 pynn.end()
@@ -143,14 +143,15 @@ pynn.end()
 def test_brainscales2_network_runs_accelerated_and_is_charged(run_script: RunScript) -> None:
     result = run_script(BRAINSCALES2_NETWORK.replace("WEIGHT", "63"))
     assert result.returncode == 0, result.stderr
-    # 1000 ms of biology take 1 ms on the chip, plus 0.5 s of overhead per run().
-    assert 0.5 <= float(_value(result.stdout, "run_s ")) < 1.0
+    # 5 s of biology take 5 ms on the chip, plus 0.5 s of overhead per run(): far less than
+    # the biological time (the bound leaves room for a busy machine).
+    assert 0.505 <= float(_value(result.stdout, "run_s ")) < 2.5
     assert int(_value(result.stdout, "spikes ")) > 0
     report = result.report
     assert report is not None
     assert report["platform"] == "BrainScaleS-2"
     assert report["resource_usage"]["units"] == "chip-hours"
-    assert report["resource_usage"]["value"] == pytest.approx(0.501 / 3600)
+    assert report["resource_usage"]["value"] == pytest.approx(0.505 / 3600)
     assert (report["provenance"]["neurons"], report["provenance"]["chips"]) == (4, 1)
 
 

@@ -170,7 +170,7 @@ def test_retries_until_the_deadline_against_a_closed_port() -> None:
         started = time.monotonic()
         with pytest.raises(QueueUnavailableError):
             queue.update(1, "c", {}, deadline=1.0)
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 3.0  # not the unbounded retrying it would be
 
 
 def scripted(replies: list[httpx.Response], seen: list[httpx.Request]) -> httpx.MockTransport:

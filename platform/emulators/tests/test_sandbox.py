@@ -169,7 +169,7 @@ def test_disk_limit_on_the_whole_folder(job: Job) -> None:
         "time.sleep(30)\n"
     )
     assert outcome.ending == "disk"
-    assert outcome.wall_seconds < 5
+    assert outcome.wall_seconds < 20  # stopped long before its 30 s sleep
     assert "(wrote " in outcome.message
 
 
@@ -218,7 +218,7 @@ def test_too_many_processes(job: Job) -> None:
         limits,
     )
     assert outcome.ending == "processes"
-    assert outcome.wall_seconds < 8
+    assert outcome.wall_seconds < 20  # stopped long before its 30 s sleep
 
 
 def test_stop_event(job: Job) -> None:
@@ -226,7 +226,7 @@ def test_stop_event(job: Job) -> None:
     threading.Timer(0.5, stop.set).start()
     outcome = job.run("import time\ntime.sleep(60)\n", stop=stop)
     assert outcome.ending == "stopped"
-    assert outcome.wall_seconds < 5
+    assert outcome.wall_seconds < 30  # stopped long before its 60 s sleep
 
 
 def test_without_isolation_the_process_group_is_killed(job: Job) -> None:

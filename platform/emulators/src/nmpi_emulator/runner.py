@@ -103,6 +103,11 @@ def job_env(
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",  # the log streams as the script prints
         "HOME": str(job_dir),
+        # Out of the job's folder (else its caches would show as outputs): /tmp is the job's.
+        "MPLCONFIGDIR": "/tmp/matplotlib",
+        # OpenBLAS and OpenMP start a thread per core, 40-50 MB each: one is what a job needs.
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
     }
 
 
