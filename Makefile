@@ -16,7 +16,7 @@ export OS_CLIENT_CONFIG_FILE ?= $(CURDIR)/.cache/devstack/clouds.yaml
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup images lint test test-fast test-lab chaos logs bench-failover bench-monitoring molecule bench bench-lab bench-deploy lab lab-info lab-down devstack devstack-status devstack-down devstack-clean clean
+.PHONY: help setup images lint test test-fast test-lab chaos logs bench-failover bench-monitoring bench-emulators molecule bench bench-lab bench-deploy lab lab-info lab-down devstack devstack-status devstack-down devstack-clean clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -85,6 +85,9 @@ bench-failover: setup ## Leader-site loss 10 times on the deployed lab: outage d
 
 bench-monitoring: setup ## Memory of the monitoring stack at the witness on the deployed lab (make lab first) [BENCH_ARGS=--samples N]
 	python -m nmpi_lab.bench_monitoring $(BENCH_ARGS)
+
+bench-emulators: setup ## The emulated hardware sites on the deployed lab: submission to finished (median), jobs per minute [BENCH_ARGS=--jobs N --burst M]
+	python -m nmpi_lab.bench_emulators $(BENCH_ARGS)
 
 bench-deploy: images ## Deploy figures on the lab: site.yml cold, end to end (lab stopped), re-run (destroys the lab's platform)
 	python -m nmpi_lab.bench_deploy $(BENCH_ARGS)

@@ -20,7 +20,7 @@ import httpx
 import neo  # type: ignore[import-untyped]
 import nmpi
 import pytest
-from nmpi_lab import deployment
+from nmpi_lab import bench_emulators, deployment
 
 from tests.support import REPO
 
@@ -176,6 +176,18 @@ def test_jobs_that_break_a_limit_end_in_error_saying_why(
     # The emulator goes on serving.
     after = submit_and_wait(client, source="print('still serving')", platform="SpiNNaker")
     assert after["status"] == "finished"
+
+
+def test_the_emulators_speed_is_measured(capsys: pytest.CaptureFixture[str]) -> None:
+    # A benchmark, not a timed assertion: make bench-emulators' figures, kept in the log.
+    assert bench_emulators.main(["--jobs", "3", "--burst", "8"]) == 0
+    out = capsys.readouterr().out
+    (REPO / ".cache" / "logs").mkdir(parents=True, exist_ok=True)
+    (REPO / ".cache" / "logs" / "emulators-bench.txt").write_text(out)
+    with capsys.disabled():
+        print("\n" + out)
+    assert "median" in out
+    assert "jobs per minute" in out
 
 
 def test_the_emulators_metrics_reach_prometheus(lab: deployment.Deployment) -> None:

@@ -71,6 +71,11 @@ class Deployment:
     def dns_server(self) -> Host:
         return next(h for h in self.hosts.values() if "dns_server" in h.groups)
 
+    @property
+    def hardware_sites(self) -> list[Host]:
+        """The emulated hardware sites' hosts (group hardware_sites), if the lab has them."""
+        return [h for h in self.hosts.values() if "hardware_sites" in h.groups]
+
     def tls_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
 

@@ -92,6 +92,7 @@ def test_pynn_script_finishes_with_log_outputs_usage_and_charge(
     assert usage["value"] > 0
     provenance = job["provenance"]
     assert provenance["emulator"]["version"]
+    assert provenance["emulator"]["runs"] == 1
     assert provenance["sandbox"]["ending"] == "exited"
     assert provenance["simulator"]["NEST"]
     assert isinstance(provenance["seed"], int)
@@ -196,6 +197,7 @@ def test_interrupted_job_runs_again_once(
     job = user[1].get_job(job_id, with_log=True)
     assert "stopped while this job ran (run 1): run again from the start" in job["log"]
     assert "second run" in job["log"]
+    assert job["provenance"]["emulator"]["runs"] == 2
     assert not (tmp_path / str(job_id) / "partial.dat").exists()
     assert interrupted_jobs(config) == []
 

@@ -33,6 +33,8 @@ ANSWER_TIMEOUT = 15.0
 SUBMIT_PAUSE = 0.25
 READ_PAUSE = 0.5
 POLL_PAUSE = 0.5
+# After the heal, the emulators have this long to finish the user's jobs (the backlog of a fault).
+EMULATOR_DEADLINE = 180.0
 PLATFORM = "SpiNNaker"
 
 
@@ -234,6 +236,53 @@ class LoadClient:
                         )
                     time.sleep(1)
         return missing
+
+    def emulator_results(
+        self, after: float, deadline: float = EMULATOR_DEADLINE
+    ) -> EmulatorResults:
+        """Wait until the emulators have finished every acknowledged job that no poller claimed
+        (they take them in the order submitted), then read how often each ran."""
+        claimed = {a.job_id for a in self.snapshot() if a.kind == "claim" and a.ok and a.job_id}
+        jobs = [(a.job_id, a.started) for a in self.acknowledged() if a.job_id not in claimed]
+        results = EmulatorResults()
+        end = time.monotonic() + deadline
+        timeout = httpx.Timeout(ANSWER_TIMEOUT, connect=CONNECT_TIMEOUT)
+        with httpx.Client(verify=self._tls, timeout=timeout) as client:
+            for job_id, submitted in jobs:
+                body: dict[str, Any] = {}
+                while True:
+                    try:
+                        _, response = self._request(
+                            client, "GET", f"/jobs/{job_id}?with_log=false", self._bearer()
+                        )
+                        if response.status_code == 200:
+                            body = response.json()
+                            if body.get("status") in ("finished", "error"):
+                                break
+                    except (httpx.HTTPError, OSError, ValueError):
+                        pass
+                    if time.monotonic() > end:
+                        break
+                    time.sleep(1)
+                if body.get("status") != "finished":
+                    results.unfinished.append(int(job_id or 0))
+                    continue
+                results.finished.append(int(job_id or 0))
+                results.finished_after += submitted >= after
+                runs = (body.get("provenance") or {}).get("emulator", {}).get("runs", 1)
+                if runs != 1:
+                    results.run_twice.append(int(job_id or 0))
+        return results
+
+
+@dataclass
+class EmulatorResults:
+    """What the emulated SpiNNaker site did with the user's jobs that the pollers did not take."""
+
+    finished: list[int] = field(default_factory=list)
+    finished_after: int = 0  # of them, submitted after the given moment (the fault)
+    unfinished: list[int] = field(default_factory=list)  # not finished by the deadline
+    run_twice: list[int] = field(default_factory=list)  # provenance: run more than once
 
 
 def longest_gap(times: list[float], start: float, end: float) -> float:

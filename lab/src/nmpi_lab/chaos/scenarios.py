@@ -391,6 +391,7 @@ class Session:
         self.row.missing = len(self.load.missing())
         self.row.split_brain = len(self.roles.split_brain())
         self.row.double_claims = len(self.load.double_claims())
+        self._emulators()
         self.row.stale_dns = self.resolver.stale_answers
         after = observe.cluster_view(self.chaos.lab)
         if self.before and after and self.before.timeline and after.timeline:
@@ -406,6 +407,28 @@ class Session:
             self.row.notes.append(f"DNS: {self.row.stale_dns} stale answers served (server silent)")
         self._timings()
         return self.row
+
+    def _emulators(self) -> None:
+        """The emulated SpiNNaker site took the user's jobs the pollers did not: each finished,
+        those submitted after the fault too, and none ran twice (its provenance says)."""
+        if not self.chaos.lab.hardware_sites:
+            return
+        got = self.load.emulator_results(after=self.fault_at)
+        if got.unfinished:
+            self.row.failed_checks.append(
+                f"{len(got.unfinished)} jobs the emulators did not finish "
+                f"(e.g. {got.unfinished[:5]})"
+            )
+        if got.run_twice:
+            self.row.failed_checks.append(
+                f"{len(got.run_twice)} jobs run twice by the emulators (e.g. {got.run_twice[:5]})"
+            )
+        self.row.notes.append(
+            f"the emulators finished {len(got.finished)} jobs, {got.finished_after} of them "
+            "submitted after the fault, each run once"
+            if not got.run_twice
+            else f"the emulators finished {len(got.finished)} jobs"
+        )
 
     def _timings(self) -> None:
         t0 = self.fault_at

@@ -499,6 +499,10 @@ def _report(
         "platform": config.platform,
         "isolation": config.isolation,
     }
+    record = _read_json(files.claim)
+    if record and isinstance(record.get("runs"), int):
+        # 1, unless the site stopped while the job ran and ran it again (the chaos suite checks).
+        provenance["emulator"]["runs"] = record["runs"]
     if seed is not None:
         provenance.setdefault("seed", seed)
     if outcome is not None:
