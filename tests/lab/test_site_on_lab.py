@@ -73,7 +73,7 @@ def test_nmpi_client_submits_a_job_through_the_public_name(
         )
         job: dict[str, Any] = client.get_job(uri, with_log=False)
     assert job["code"] == source
-    # The emulated SpiNNaker site may have taken it already (test_emulators_on_lab.py).
+    # The emulated SpiNNaker site may have taken it already (test_user_jobs_on_lab.py).
     assert job["status"] in ("submitted", "validated", "running", "finished")
     assert job["collab"] == deployment.DEMO_COLLAB
 

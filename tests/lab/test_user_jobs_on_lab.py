@@ -6,6 +6,11 @@ lab's hardware location take them, run them on NEST in their sandboxes and repor
 `download_data` brings the neo files and the figure from the hardware site over TLS, and the
 quota shows the usage. Scripts that break a rule, open a connection, run too long or fill the
 disk end in `error` saying why, and the emulator goes on serving.
+
+This module runs after test_monitoring_on_lab.py (pytest takes the files in name order): its
+jobs load the one machine the whole lab shares, and the job queue's claims then answer in over
+1 s often enough to burn the latency budget (JobQueueLatencyBudgetBurnFast), which the
+monitoring suite's "a healthy platform fires no alert" would see.
 """
 
 from __future__ import annotations
