@@ -378,7 +378,9 @@ def _run_job(
     if runs >= MAX_RUNS:
         job_log.write(f"the hardware site stopped during each of {runs} runs: not run again")
         job_log.close()
-        return _report(client, claimed, config, files, job_log, None, None, None, started, stop)
+        return _report(
+            client, claimed, config, files, job_log, None, None, None, started, stop, runs=runs + 1
+        )
     if runs:
         job_log.write(
             f"the hardware site stopped while this job ran (run {runs}): run again from the start"
@@ -394,13 +396,17 @@ def _run_job(
     except JobInputError as error:
         job_log.write(f"the job cannot run: {error}")
         job_log.close()
-        return _report(client, claimed, config, files, job_log, None, None, seed, started, stop)
+        return _report(
+            client, claimed, config, files, job_log, None, None, seed, started, stop, runs=runs + 1
+        )
     except Exception as error:
         # Ours, not the user's; still reported, or the job would stay `running` for good.
         log.exception("preparing the job failed", extra=extra)
         job_log.write(f"the emulator failed to prepare the job (internal error): {error!r}")
         job_log.close()
-        return _report(client, claimed, config, files, job_log, None, None, seed, started, stop)
+        return _report(
+            client, claimed, config, files, job_log, None, None, seed, started, stop, runs=runs + 1
+        )
 
     report_dir = files.job_dir / REPORT_DIR
     report_dir.mkdir(exist_ok=True)
@@ -443,11 +449,24 @@ def _run_job(
         _forget(files)
         return "claim-lost"
     if outcome is None:
-        return _report(client, claimed, config, files, job_log, None, None, seed, started, stop)
+        return _report(
+            client, claimed, config, files, job_log, None, None, seed, started, stop, runs=runs + 1
+        )
     report = _read_json(report_file)
     shutil.rmtree(report_dir, ignore_errors=True)  # private to the runner: not an output
     return _report(
-        client, claimed, config, files, job_log, outcome, report, seed, started, stop, before=before
+        client,
+        claimed,
+        config,
+        files,
+        job_log,
+        outcome,
+        report,
+        seed,
+        started,
+        stop,
+        runs=runs + 1,
+        before=before,
     )
 
 
@@ -463,6 +482,7 @@ def _report(
     started: float,
     stop: threading.Event,
     *,
+    runs: int,
     before: dict[str, tuple[int, int]] | None = None,
 ) -> str:
     wall = outcome.wall_seconds if outcome else 0.0
@@ -499,10 +519,8 @@ def _report(
         "platform": config.platform,
         "isolation": config.isolation,
     }
-    record = _read_json(files.claim)
-    if record and isinstance(record.get("runs"), int):
-        # 1, unless the site stopped while the job ran and ran it again (the chaos suite checks).
-        provenance["emulator"]["runs"] = record["runs"]
+    # 1, unless the site stopped while the job ran and ran it again (the chaos suite checks).
+    provenance["emulator"]["runs"] = runs
     if seed is not None:
         provenance.setdefault("seed", seed)
     if outcome is not None:
