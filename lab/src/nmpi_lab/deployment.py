@@ -25,6 +25,7 @@ from typing import Any
 
 import dns.message
 import dns.query
+import dns.rcode
 import dns.rdatatype
 import openstack.config.loader
 import openstack.connection
@@ -124,6 +125,10 @@ class Deployment:
         """A records of `name` (default: the public name) from the witness's DNS server."""
         query = dns.message.make_query((name or self.public_name) + ".", dns.rdatatype.A)
         answer = dns.query.tcp(query, self.dns_server.public_ip, timeout=5)
+        if answer.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            # SERVFAIL while named loads its zones is "no answer", not "the name has no address".
+            rcode = dns.rcode.to_text(answer.rcode())
+            raise RuntimeError(f"{self.dns_server.public_ip} answered {rcode}")
         return sorted(
             item.address for rrset in answer.answer for item in rrset if rrset.rdtype == 1
         )

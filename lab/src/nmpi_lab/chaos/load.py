@@ -266,6 +266,7 @@ class LoadClient:
                     time.sleep(1)
                 if body.get("status") != "finished":
                     results.unfinished.append(int(job_id or 0))
+                    results.last_status[int(job_id or 0)] = str(body.get("status", "unread"))
                     continue
                 results.finished.append(int(job_id or 0))
                 results.finished_after += submitted >= after
@@ -282,6 +283,7 @@ class EmulatorResults:
     finished: list[int] = field(default_factory=list)
     finished_after: int = 0  # of them, submitted after the given moment (the fault)
     unfinished: list[int] = field(default_factory=list)  # not finished by the deadline
+    last_status: dict[int, str] = field(default_factory=dict)  # of those: the status last read
     run_twice: list[int] = field(default_factory=list)  # provenance: run more than once
 
 

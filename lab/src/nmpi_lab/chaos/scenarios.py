@@ -416,8 +416,9 @@ class Session:
         got = self.load.emulator_results(after=self.fault_at)
         if got.unfinished:
             self.row.failed_checks.append(
-                f"{len(got.unfinished)} jobs the emulators did not finish "
-                f"(e.g. {got.unfinished[:5]})"
+                f"{len(got.unfinished)} jobs the emulators did not finish (e.g. "
+                + ", ".join(f"{j} {got.last_status.get(j)}" for j in got.unfinished[:5])
+                + ")"
             )
         if got.run_twice:
             self.row.failed_checks.append(

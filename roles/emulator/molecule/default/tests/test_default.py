@@ -154,13 +154,24 @@ def test_profile_refuses_keyctl_and_bpf_but_bwrap_works(host: Any) -> None:
     assert results["ptrace"] == ["-1", "EPERM"]
     assert results["getpid"][1] == "0"
     # The sandbox the jobs run in: new user, pid, network... namespaces, a fresh /proc.
-    out = host.check_output(
+    sandboxed = (
         f"docker exec {name} bwrap --unshare-all --die-with-parent --ro-bind /usr /usr "
         "--ro-bind /opt /opt --symlink usr/lib /lib --symlink usr/lib64 /lib64 "
         "--symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp "
         "/opt/nmpi/bin/python -c 'import os; print(len(os.listdir(\"/proc\")))'"
     )
-    assert int(out.split()[-1]) > 0
+    # A profile that refused bwrap would fail the same way every time (EPERM, exit 1). Once, in
+    # CI with the lab beside it, the sandboxed python was SIGKILLed from outside (137, no output):
+    # that is retried, and the container's restart count says the service itself did not die.
+    result = host.run(sandboxed)
+    for _ in range(2):
+        if result.rc != 137:
+            break
+        time.sleep(2)
+        result = host.run(sandboxed)
+    assert result.rc == 0, (result.rc, result.stdout, result.stderr)
+    assert int(result.stdout.split()[-1]) > 0
+    assert inspect(host, name)["RestartCount"] == 0
 
 
 def test_selfcheck_passed_in_each_container(host: Any) -> None:
