@@ -176,10 +176,10 @@ def make_config(work_root: Path, **changes: Any) -> RunnerConfig:
     return RunnerConfig(**settings)
 
 
-def submit(user: tuple[Any, nmpi.Client], code: str, **extra: Any) -> int:
-    """Submit `code` to SpiNNaker with the unmodified nmpi client; the job's id."""
+def submit(user: tuple[Any, nmpi.Client], code: str, platform: str = PLATFORM, **extra: Any) -> int:
+    """Submit `code` to `platform` (SpiNNaker) with the unmodified nmpi client; the job's id."""
     account, client = user
-    uri = client.submit_job(source=code, platform=PLATFORM, collab_id=account.collab, **extra)
+    uri = client.submit_job(source=code, platform=platform, collab_id=account.collab, **extra)
     return int(str(uri).rstrip("/").rsplit("/", 1)[-1])
 
 

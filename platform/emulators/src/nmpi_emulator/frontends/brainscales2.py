@@ -63,7 +63,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from nmpi_emulator import hardware
-from nmpi_emulator.frontends import cell_type_name, population_size, quiet_simulator, report
+from nmpi_emulator.frontends import (
+    cell_type_name,
+    population_size,
+    quiet_simulator,
+    report,
+)
+from nmpi_emulator.frontends import spikes as _spikes
 
 quiet_simulator()
 
@@ -93,6 +99,9 @@ from pyNN.nest import (  # noqa: E402
     get_time_step,
     reset,
 )
+
+# Each neo file written through PyNN gets a <file>.spikes.json beside it (frontends.spikes).
+_spikes.install()
 
 __all__ = [
     "AllToAllConnector",

@@ -28,7 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nmpi_emulator import hardware
-from nmpi_emulator.frontends import cell_type_name, population_size, quiet_simulator, report
+from nmpi_emulator.frontends import (
+    cell_type_name,
+    population_size,
+    quiet_simulator,
+    report,
+)
+from nmpi_emulator.frontends import spikes as _spikes
 
 quiet_simulator()
 
@@ -36,6 +42,9 @@ import numpy as np  # noqa: E402
 import pyNN.nest as _nest  # type: ignore[import-untyped]  # noqa: E402
 from pyNN import common as _common  # noqa: E402
 from pyNN.nest import *  # noqa: E402, F403
+
+# Each neo file written through PyNN gets a <file>.spikes.json beside it (frontends.spikes).
+_spikes.install()
 
 # Keywords sPyNNaker's setup() takes that mean nothing on NEST (time_scale_factor is honoured).
 SPYNNAKER_SETUP_KEYWORDS = frozenset(

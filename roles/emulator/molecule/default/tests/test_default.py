@@ -2,8 +2,9 @@
 capabilities, the role's seccomp profile in effect, which refuses keyctl and bpf yet lets
 bubblewrap make its namespaces), the API keys are 0400 files that `docker inspect` and the
 process list never show, the metrics are on loopback only with nmpi_emulator_up 1, and the
-outputs server serves a job's file over TLS with the CA while it refuses symbolic links, path
-traversal, other methods and everything outside /<site>/<job id>/...; then the stop action."""
+outputs server serves a job's file over TLS with the CA (with CORS for the Job Manager's origin
+only) while it refuses symbolic links, path traversal, other methods and everything outside
+/<site>/<job id>/...; then the stop action."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ CONFIG = "/etc/nmpi/emulator"
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."))
 CA = EPHEMERAL / "pki" / "ca.crt"
 JOB = 123
+# molecule.yml's emulator_outputs_cors_origins: the Job Manager's origin.
+CORS_ORIGIN = "https://nmpi.molecule.test"
 
 
 def key_of(site: str) -> str:
@@ -298,6 +301,41 @@ def test_refused_paths(address: str, path: str) -> None:
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS"])
 def test_only_get_and_head(address: str, method: str) -> None:
     assert raw(address, f"/spinnaker/{JOB}/out.txt", method).status == 405
+
+
+@pytest.mark.usefixtures("job_files")
+def test_cors_for_the_job_managers_origin_only(address: str) -> None:
+    url = f"https://{address}:{PORT}/spinnaker/{JOB}/out.txt"
+
+    def get(origin: str | None, method: str = "GET", path: str = url) -> httpx.Response:
+        headers = {"Origin": origin} if origin is not None else {}
+        return httpx.request(method, path, headers=headers, verify=str(CA), timeout=15)
+
+    for method in ("GET", "HEAD"):
+        allowed = get(CORS_ORIGIN, method)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == CORS_ORIGIN
+        assert allowed.headers["vary"] == "Origin"
+        assert "access-control-allow-credentials" not in allowed.headers
+    # A missing file says so to the Job Manager too (rather than a CORS failure).
+    missing = get(CORS_ORIGIN, path=f"https://{address}:{PORT}/spinnaker/{JOB}/missing.json")
+    assert missing.status_code == 404
+    assert missing.headers["access-control-allow-origin"] == CORS_ORIGIN
+    # Any other origin (one with the same name, another port, a longer name), or none: no header.
+    for other in (
+        "https://elsewhere.molecule.test",
+        f"{CORS_ORIGIN}:8443",
+        "http://nmpi.molecule.test",
+        f"{CORS_ORIGIN}.evil.test",
+        "null",
+        None,
+    ):
+        refused = get(other)
+        assert refused.status_code == 200, other
+        assert "access-control-allow-origin" not in refused.headers, other
+        assert refused.headers["vary"] == "Origin"
+    # No preflight: OPTIONS stays refused (test_only_get_and_head).
+    assert get(CORS_ORIGIN, "OPTIONS").status_code == 405
 
 
 def test_outputs_need_the_ca(address: str) -> None:
