@@ -16,7 +16,7 @@ export OS_CLIENT_CONFIG_FILE ?= $(CURDIR)/.cache/devstack/clouds.yaml
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup images lint test test-fast test-lab chaos logs bench-failover bench-monitoring bench-emulators molecule bench bench-lab bench-deploy lab lab-info lab-down devstack devstack-status devstack-down devstack-clean clean
+.PHONY: help setup images job-manager lint test test-fast test-lab chaos logs bench-failover bench-monitoring bench-emulators molecule bench bench-lab bench-deploy lab lab-info lab-down devstack devstack-status devstack-down devstack-clean clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +26,9 @@ setup: ## Install the locked toolchain (.venv) and start a Docker engine
 
 images: setup ## Build the base image and every images/*/Dockerfile (cached)
 	@images/build.sh
+
+job-manager: setup ## Build the Job Manager web app into platform/job_manager/dist (npm ci from its lock file; cached)
+	@scripts/build-job-manager
 
 lint: ## ruff, mypy, yamllint, ansible-lint (production profile), shellcheck
 	@scripts/setup.sh --no-docker
@@ -40,7 +43,7 @@ test-fast: lint ## Lint + unit tests: no Docker needed (the inner loop)
 	pytest -m "not slow" $(PYTEST_ARGS)
 
 # Two pytest processes side by side: the local OpenStack's suites (mark "lab") and the rest.
-test: images lint ## Everything: lint, unit tests, every molecule scenario, the lab suites, site.yml on the lab
+test: images job-manager lint ## Everything: lint, unit tests, every molecule scenario, the lab suites, site.yml on the lab
 	scripts/run-tests $(PYTEST_ARGS)
 
 molecule: images ## Run one role's molecule scenario: make molecule ROLE=docker_engine [SCENARIO=default] [CMD=test]
@@ -53,7 +56,7 @@ bench: setup ## Benchmarks that print figures (job queue: submissions/s, list la
 DEVSTACK := $(VENV)/bin/nmpi-devstack
 LAB_REGIONS := castor,jusuf,witness
 
-lab: images ## The main job on the local lab: OpenStack (castor, jusuf, witness), site.yml, how to reach it
+lab: images job-manager ## The main job on the local lab: OpenStack (castor, jusuf, witness), site.yml, how to reach it
 	$(DEVSTACK) up --regions $(LAB_REGIONS)
 	ansible-playbook site.yml -i inventories/lab $(ANSIBLE_ARGS)
 	python -m nmpi_lab.hostdns on || test $$? -eq 3
@@ -74,7 +77,7 @@ lab-down: setup ## Remove what site.yml created on the lab (playbooks/destroy.ym
 	ansible-playbook playbooks/destroy.yml -i inventories/lab -e nmpi_destroy_confirm=lab
 	$(DEVSTACK) down
 
-test-lab: images ## Acceptance of site.yml on the lab: deploys (or converges), checks, re-runs, --check
+test-lab: images job-manager ## Acceptance of site.yml on the lab: deploys (or converges), checks, re-runs, --check
 	pytest tests/lab $(PYTEST_ARGS)
 
 chaos: setup ## Fault scenarios on the deployed lab (make lab first), with users at work: a table of what they saw [SCENARIO=name]
@@ -89,7 +92,7 @@ bench-monitoring: setup ## Memory of the monitoring stack at the witness on the 
 bench-emulators: setup ## The emulated hardware sites on the deployed lab: submission to finished (median), jobs per minute [BENCH_ARGS=--jobs N --burst M]
 	python -m nmpi_lab.bench_emulators $(BENCH_ARGS)
 
-bench-deploy: images ## Deploy figures on the lab: site.yml cold, end to end (lab stopped), re-run (destroys the lab's platform)
+bench-deploy: images job-manager ## Deploy figures on the lab: site.yml cold, end to end (lab stopped), re-run (destroys the lab's platform)
 	python -m nmpi_lab.bench_deploy $(BENCH_ARGS)
 
 

@@ -53,6 +53,10 @@ compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgres
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # The emulators' job sandbox (platform/emulators, its tests).
 [ -x /usr/bin/bwrap ] || missing+=(bubblewrap)
+# The Job Manager's build (scripts/build-job-manager: node >= 20 with npm; Debian's nodejs
+# is too old for its toolchain, so a machine without node gets a clear refusal there instead).
+command -v node >/dev/null || missing+=(nodejs npm)
+command -v node >/dev/null && ! command -v npm >/dev/null && missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     log "installing Debian packages: ${missing[*]}"

@@ -37,6 +37,8 @@ DEMO_USER = "demo"
 DEMO_COLLAB = "demo-collab"
 # The monitoring UIs (playbooks/group_vars/all/ports.yml, inventories/lab secrets.yml).
 PROMETHEUS_PORT = 9090
+# The hardware sites' output servers (playbooks/group_vars/all/ports.yml: emulator_outputs).
+EMULATOR_OUTPUTS_PORT = 8443
 ALERTMANAGER_PORT = 9093
 MONITORING_USER = "operator"
 MONITORING_PASSWORD_FILE = GENERATED / "secrets" / "monitoring_web"
