@@ -20,8 +20,10 @@ from .db import DATABASE_ERRORS, is_database_unavailable, make_engine, make_sess
 from .identity import IdentityResolver, LocalIdentity, OidcIdentity
 from .maintenance import MaintenanceMiddleware, ServiceStatusCache
 from .observability import RequestContextMiddleware, configure_logging
+from .oidc_login import OidcLogin
 from .openapi import document_error_responses
 from .routers import (
+    auth,
     comments,
     identity,
     jobs,
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = maker
     app.state.identity = resolver
+    app.state.oidc_login = OidcLogin(settings) if settings.oidc_login_enabled else None
     app.state.service_status = status_cache
 
     for module in (
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         projects,
         sessions,
         statistics,
+        auth,
     ):
         app.include_router(module.router)
     document_error_responses(app)

@@ -78,6 +78,8 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     shown = settings.model_dump(mode="json")
     shown["database_url"] = _hide_password(shown["database_url"])
+    if shown["oidc_client_secret"]:
+        shown["oidc_client_secret"] = "***"
     print(json.dumps(shown, indent=2, sort_keys=True))
     return 0
 

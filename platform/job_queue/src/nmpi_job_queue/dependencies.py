@@ -6,12 +6,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Query, Request, status
+from fastapi import Cookie, Depends, Header, HTTPException, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import models
+from . import models, web_sessions
 from .domain import claims
 from .identity import IdentityResolver, Provider, User, public_collabs, resolve_provider
+from .maintenance import WRITE_METHODS
 from .settings import Settings
 
 
@@ -36,11 +37,22 @@ _UNAUTHORIZED = HTTPException(
 )
 
 
+WebSessionCookie = Annotated[
+    str | None,
+    Cookie(
+        alias=web_sessions.COOKIE,
+        description="the web app's session (POST /auth/session), used when neither "
+        f"Authorization nor x-api-key is sent; writes then need '{web_sessions.CSRF_HEADER}: 1'",
+    ),
+]
+
+
 async def get_caller(
     request: Request,
     session: DbSession,
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
+    web_session: WebSessionCookie = None,
 ) -> User | Provider:
     if x_api_key:
         provider = await resolve_provider(x_api_key, session)
@@ -62,7 +74,40 @@ async def get_caller(
             )
         request.state.caller = f"user:{user.username}"
         return user
+    if web_session:
+        return await _web_session_user(request, session, web_session)
     raise _UNAUTHORIZED
+
+
+def require_csrf_header(request: Request) -> None:
+    """403 for a write that a browser could have been made to send by another site: one
+    without the custom header, which only same-origin scripts can add."""
+    if (
+        request.method in WRITE_METHODS
+        and request.headers.get(web_sessions.CSRF_HEADER) != web_sessions.CSRF_VALUE
+    ):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"the header '{web_sessions.CSRF_HEADER}: {web_sessions.CSRF_VALUE}' is "
+            f"required on {request.method} requests signed in by the session cookie "
+            "(cross-site request forgery protection)",
+        )
+
+
+async def _web_session_user(request: Request, session: AsyncSession, secret: str) -> User:
+    settings: Settings = request.app.state.settings
+    resolver: IdentityResolver = request.app.state.identity
+    user = await web_sessions.authenticate(session, settings, resolver, secret)
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="the web session has ended (signed out, timed out or its token revoked): "
+            "sign in again",
+            headers={"Set-Cookie": web_sessions.clear_cookie_header()},
+        )
+    require_csrf_header(request)
+    request.state.caller = f"user:{user.username}"
+    return user
 
 
 Caller = Annotated[User | Provider, Depends(get_caller)]

@@ -128,7 +128,10 @@ class LocalIdentity:
         self.cache = _TtlCache(cache_seconds)
 
     async def resolve(self, token: str, session: AsyncSession) -> User | None:
-        key = digest(token)
+        return await self.resolve_digest(digest(token), session)
+
+    async def resolve_digest(self, key: str, session: AsyncSession) -> User | None:
+        """The user of the token whose SHA-256 is `key` (a web session keeps only that)."""
         cached = self.cache.get(key)
         if cached is not None:
             return cached

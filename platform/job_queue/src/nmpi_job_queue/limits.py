@@ -43,6 +43,11 @@ TAG_MAX_CHARS = 100
 LOG_MAX_CHARS = 5_000_000  # a job's whole log, however it was sent
 COMMENT_MAX_CHARS = 10_000
 
+# --- browser sign-in and job search -------------------------------------------------------
+SIGN_IN_TOKEN_MAX_CHARS = 8 * KIB  # POST /auth/session: a local token or an OIDC access token
+NEXT_PATH_MAX_CHARS = 2_000  # GET /auth/login?next=
+SEARCH_MAX_CHARS = 100  # GET /jobs/?search=
+
 # --- data items (input_data, output_data.files) -------------------------------------------
 INPUT_ITEMS_MAX = 100
 OUTPUT_ITEMS_MAX = 1_000  # per job, over all its PUTs

@@ -91,6 +91,13 @@ class Job(Base):
         Index("ix_jobs_platform_status_id", "hardware_platform", "status", "id"),
         Index("ix_jobs_status", "status"),
         Index("ix_jobs_tags", "tags", postgresql_using="gin"),
+        # GET /jobs/?search=: trigrams of the command and tags (migration 0004, which creates
+        # the function job_search_text and skips the index where pg_trgm is not available).
+        Index(
+            "ix_jobs_search_trgm",
+            text("job_search_text(command, tags) gin_trgm_ops"),
+            postgresql_using="gin",
+        ),
     )
     # A submission reads its server defaults (id, status, tags, timestamp) back with the
     # INSERT's RETURNING, instead of a second SELECT.
@@ -215,6 +222,43 @@ class Token(Base):
     description: Mapped[str] = mapped_column(String(200), server_default="")
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebSession(Base):
+    """A browser's signed-in session (docs/web-sessions.md): the cookie holds a random secret,
+    the database its SHA-256, and what the session was made from."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(200))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    expires: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Local mode: the token signed in with; revoking (deleting) it deletes the session.
+    token_sha256: Mapped[str | None] = mapped_column(
+        ForeignKey("tokens.token_sha256", ondelete="CASCADE"), index=True
+    )
+    # OIDC mode: the provider's access token, the session's identity (checked at userinfo).
+    access_token: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("(token_sha256 IS NULL) <> (access_token IS NULL)", name="one_credential"),
+    )
+
+
+class WebLogin(Base):
+    """A browser sign-in under way at the OIDC provider (authorization code flow with PKCE):
+    what the callback needs, keyed by the SHA-256 of the `state` sent to the provider."""
+
+    __tablename__ = "web_logins"
+
+    state_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(100))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next_path: Mapped[str] = mapped_column(Text)
+    expires: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class ProviderKey(Base):

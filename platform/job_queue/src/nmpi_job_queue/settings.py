@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     oidc_userinfo_url: str | None = None
     oidc_cache_seconds: Annotated[float, Field(ge=0, le=3600)] = 60.0
     oidc_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # Browser sign-in by the authorization-code flow with PKCE (oidc mode; docs/web-sessions.md).
+    # Without an issuer the web app signs in by pasting a token (POST /auth/session) only.
+    oidc_issuer: str | None = None  # discovery: <issuer>/.well-known/openid-configuration
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None  # absent: a public client, PKCE only
+    oidc_redirect_url: str | None = None  # the public https URL of /auth/callback
+    oidc_scopes: str = "openid profile email"
+
+    # Browser sessions (cookie): signed out after this long without a request, and after
+    # this long in any case. Fractions are allowed (tests use seconds).
+    web_session_idle_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 120.0
+    web_session_hours: Annotated[float, Field(gt=0, le=7 * 24)] = 12.0
 
     # Editors of this collab are platform administrators.
     admin_collab: str = "neuromorphic-platform-admin"
@@ -91,6 +103,45 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}OIDC_USERINFO_URL is required when {ENV_PREFIX}IDENTITY_MODE=oidc"
             )
         return self
+
+    @model_validator(mode="after")
+    def _oidc_login_complete(self) -> Settings:
+        # Browser sign-in needs the issuer, the client id and where the provider sends users
+        # back; a half-configured flow would fail only when someone tries to sign in.
+        login = {
+            "OIDC_ISSUER": self.oidc_issuer,
+            "OIDC_CLIENT_ID": self.oidc_client_id,
+            "OIDC_REDIRECT_URL": self.oidc_redirect_url,
+        }
+        given = [name for name, value in login.items() if value]
+        if given and self.identity_mode is not IdentityMode.oidc:
+            raise ValueError(
+                f"{', '.join(ENV_PREFIX + n for n in given)} "
+                f"{'applies' if len(given) == 1 else 'apply'} only when "
+                f"{ENV_PREFIX}IDENTITY_MODE=oidc"
+            )
+        missing = [name for name, value in login.items() if not value]
+        if given and missing:
+            raise ValueError(
+                f"{', '.join(ENV_PREFIX + n for n in missing)} must be set with "
+                f"{', '.join(ENV_PREFIX + n for n in given)} (browser sign-in)"
+            )
+        if self.oidc_scopes and "openid" not in self.oidc_scopes.split():
+            raise ValueError(f"{ENV_PREFIX}OIDC_SCOPES must include 'openid'")
+        return self
+
+    @model_validator(mode="after")
+    def _idle_within_lifetime(self) -> Settings:
+        if self.web_session_idle_minutes > self.web_session_hours * 60:
+            raise ValueError(
+                f"{ENV_PREFIX}WEB_SESSION_IDLE_MINUTES ({self.web_session_idle_minutes:g}) must "
+                f"not exceed {ENV_PREFIX}WEB_SESSION_HOURS ({self.web_session_hours:g} h)"
+            )
+        return self
+
+    @property
+    def oidc_login_enabled(self) -> bool:
+        return self.identity_mode is IdentityMode.oidc and bool(self.oidc_issuer)
 
 
 def describe_errors(error: ValidationError) -> str:

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from sqlalchemy import ColumnElement, delete
 
-from .. import models, paging
+from .. import limits, models, paging
 from ..dependencies import (
     AppSettings,
     AsAdmin,
@@ -23,7 +25,7 @@ from ..domain import data_items, job_lists, quotas, states
 from ..domain import jobs as domain
 from ..identity import Provider
 from ..openapi import error_response
-from ..schemas.jobs import Job, JobStatus, JobSubmission
+from ..schemas.jobs import Job, JobFields, JobStatus, JobSubmission
 from ..units import Platform
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -36,7 +38,21 @@ IGNORED_FIELDS_HEADER = {
 }
 
 
-@router.get("/", response_model=list[Job])
+# Left out of each job by fields=summary: the script (up to 1 M characters), and the log and
+# comments, which a list never fills (null) but which a summary drops as keys too.
+SUMMARY_LEAVES_OUT = {"code", "log", "comments"}
+
+
+def _refuse(name: str, message: str) -> RequestValidationError:
+    """A 422 in the app's format (validation.validation_failed) for query parameter `name`."""
+    return RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg": message}])
+
+
+@router.get(
+    "/",
+    response_model=list[Job],
+    responses={200: {"description": "The jobs; with fields=summary without code, log, comments"}},
+)
 async def list_jobs(
     request: Request,
     response: Response,
@@ -49,12 +65,36 @@ async def list_jobs(
     hardware_platform: Annotated[list[str] | None, Query()] = None,
     date_range_start: datetime | None = None,
     date_range_end: datetime | None = None,
+    submitted_after: Annotated[
+        datetime | None,
+        Query(
+            description="only jobs submitted at or after this ISO 8601 time (UTC if it has no "
+            "offset; send '+' as %2B)"
+        ),
+    ] = None,
+    submitted_before: Annotated[
+        datetime | None,
+        Query(description="only jobs submitted before this ISO 8601 time (UTC if no offset)"),
+    ] = None,
+    search: Annotated[
+        str | None,
+        Query(
+            max_length=limits.SEARCH_MAX_CHARS,
+            description="all digits: the job with this id; otherwise jobs whose command or one "
+            "of whose tags contains this text, ignoring case",
+        ),
+    ] = None,
+    fields: Annotated[
+        JobFields,
+        Query(description="summary: each job without `code`, `log` and `comments` (lighter lists)"),
+    ] = JobFields.full,
     size: paging.PageSize = paging.DEFAULT_PAGE_SIZE,
     from_index: paging.FromIndex = 0,
     before_id: paging.BeforeId = None,
-) -> list[Job]:
+) -> list[Job] | Response:
     """Jobs, newest first (removed jobs never). Without `collab`, a user sees only their own
-    jobs. Paged: a `Link: <...>; rel="next"` header gives the next page's URL."""
+    jobs. Paged: a `Link: <...>; rel="next"` header gives the next page's URL, with the same
+    filters."""
     conditions: list[ColumnElement[bool]] = []
     # Which index the query reads (see domain/job_lists.py): the collabs if given, else the
     # users, else (a provider's list) the platforms; any other filter is checked per row.
@@ -95,6 +135,24 @@ async def list_jobs(
         conditions.append(models.Job.timestamp_submission >= domain.as_utc(date_range_start))
     if date_range_end:
         conditions.append(models.Job.timestamp_submission <= domain.as_utc(date_range_end))
+    # Half-open, [after, before): consecutive ranges neither overlap nor leave gaps.
+    after = domain.as_utc(submitted_after) if submitted_after else None
+    before = domain.as_utc(submitted_before) if submitted_before else None
+    if after and before and after > before:
+        raise _refuse("submitted_after", "must not be later than submitted_before")
+    if after:
+        conditions.append(models.Job.timestamp_submission >= after)
+    if before:
+        conditions.append(models.Job.timestamp_submission < before)
+    if search is not None:
+        try:
+            matching = job_lists.search_condition(search)
+        except ValueError as error:
+            raise _refuse("search", str(error)) from None
+        if matching is not None:
+            conditions.append(matching)
+            if not job_lists.is_job_id(search.strip()):
+                await session.execute(job_lists.FORCE_CUSTOM_PLAN)
     listing.conditions = conditions
     if listing.empty:
         return []
@@ -106,7 +164,15 @@ async def list_jobs(
     if len(rows) > limit:
         rows = rows[:limit]
         paging.link_next(request, response, before_id=rows[-1].id)
-    return [domain.to_schema(job) for job in rows]
+    jobs = [domain.to_schema(job) for job in rows]
+    if fields is JobFields.summary:
+        summary = JSONResponse(
+            [job.model_dump(mode="json", exclude=SUMMARY_LEAVES_OUT) for job in jobs]
+        )
+        if "link" in response.headers:
+            summary.headers["Link"] = response.headers["link"]
+        return summary
+    return jobs
 
 
 @router.post(

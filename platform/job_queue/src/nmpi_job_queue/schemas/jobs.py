@@ -23,6 +23,13 @@ class JobStatus(StrEnum):
     removed = "removed"
 
 
+class JobFields(StrEnum):
+    """What each job of a list carries (GET /jobs/?fields=)."""
+
+    full = "full"
+    summary = "summary"  # without code, log and comments
+
+
 class DataItem(BaseModel):
     url: limits.Url
     path: str | None = Field(default=None, max_length=limits.PATH_MAX_CHARS)
