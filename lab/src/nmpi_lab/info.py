@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         info = {
             "url": lab.url,
+            "job_manager_url": f"{lab.url}/app/",
             "ca_file": str(lab.ca_file),
             "dns_server": lab.dns_server.public_ip,
             "public_name_resolves_to": resolved,
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         f"collab {deployment.DEMO_COLLAB})",
         "",
         *_resolution(lab, dns_server, resolved, here, pins),
+        "",
+        f"The Job Manager: {lab.url}/app/   (the browser must trust the CA file above;",
+        f"  sign in with the demo token: the contents of {token_file})",
         "",
         "Run a PyNN job on the emulated SpiNNaker with the nmpi client (a balanced network,",
         "1 s of real time; its spikes with neo and a raster plot come back from the hardware",

@@ -221,7 +221,7 @@ MAX_STANDBY_LAG = 1024 * 1024
 def redundancy_problems(lab: deployment.Deployment, etcd: EtcdClient) -> list[str]:
     """What keeps the platform from full redundancy now (empty: fully redundant): a leader,
     a streaming synchronous standby at the other site on the leader's timeline and caught up,
-    every etcd member healthy, the public name at the leader's site."""
+    every etcd member healthy, the public name at the leader's site, both sites serving."""
     problems = []
     view = cluster_view(lab)
     if view is None or view.leader is None:
@@ -255,6 +255,15 @@ def redundancy_problems(lab: deployment.Deployment, etcd: EtcdClient) -> list[st
     answer = dns_answer(lab)
     if view.leader_site and answer != [lab.host(view.leader_site, "web").public_ip]:
         problems.append(f"public name at {answer}, leader at {view.leader_site}")
+    # Each site serves (the name can move to it): a web VM back from a fault runs nginx again.
+    for site in ("castor", "jusuf"):
+        try:
+            status = lab.readyz(site)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{site} does not serve /readyz: {exc}")
+            continue
+        if status != 200:
+            problems.append(f"{site} /readyz answers {status}")
     return problems
 
 
