@@ -1,0 +1,254 @@
+"""The Job Manager web app on the lab, in a real browser (Debian's Chromium via Playwright).
+
+What a neuroscientist does through the public name, as site.yml deployed it (nginx serving the
+build at both sites, the job-queue API behind it, the emulated hardware sites taking the jobs):
+sign in with the demo token, see the demo collab, write a SpiNNaker job in the editor, watch it
+be taken, its log follow and its spike raster render; find it in the list with filters; comment,
+tag, resubmit, remove; the projects and their quotas; sign out. Every page is checked by axe
+(no serious or critical accessibility violation), no page breaks the Content-Security-Policy,
+and the pages fit a phone. Screenshots land in .cache/logs/job-manager/.
+
+This module runs after test_user_jobs_on_lab.py (name order) for the same reason that one runs
+after the monitoring suite: its jobs load the machine the whole lab shares.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from nmpi_lab import bench_job_manager, browser, deployment
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect
+
+from tests.support import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.lab]
+
+APP = REPO / "platform" / "job_manager"
+SHOTS = REPO / ".cache" / "logs" / "job-manager"
+EXAMPLE = REPO / "platform" / "emulators" / "examples" / "spinnaker_network.py"
+AXE = APP / "node_modules" / "axe-core" / "axe.min.js"
+JOB_DEADLINE_MS = 240_000  # queue wait + the real-time run + the report, on a busy machine
+
+
+@pytest.fixture(scope="module")
+def context(lab: deployment.Deployment) -> Iterator[BrowserContext]:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with browser.chromium(lab) as chromium:
+        context = browser.new_context(chromium)
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def violations() -> list[str]:
+    """Content-Security-Policy violations and page errors seen by any page of the module."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def page(
+    context: BrowserContext, lab: deployment.Deployment, violations: list[str]
+) -> Iterator[Page]:
+    page = context.new_page()
+
+    def watch(message: ConsoleMessage) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            violations.append(message.text)
+
+    page.on("console", watch)
+    page.on("pageerror", lambda error: violations.append(f"page error: {error}"))
+    browser.sign_in(page, lab)
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def job_url(page: Page, lab: deployment.Deployment) -> str:
+    """A SpiNNaker job written in the app's editor and submitted: its page's URL."""
+    page.goto(f"{lab.url}{browser.APP_PATH}collabs/{deployment.DEMO_COLLAB}/jobs/new")
+    editor = page.get_by_label("Python code of the job")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(EXAMPLE.read_text())
+    page.get_by_label("Hardware platform").click()
+    page.get_by_role("option", name="SpiNNaker").click()
+    page.get_by_label("Tags").fill("web-e2e")
+    page.screenshot(path=SHOTS / "new-job.png", full_page=True)
+    page.get_by_role("button", name="Submit job").click()
+    page.wait_for_url(re.compile(r"/jobs/\d+$"), timeout=30_000)
+    return page.url
+
+
+def axe_check(page: Page, name: str) -> None:
+    """axe-core in the page (evaluated through the DevTools protocol, which the page's policy
+    does not govern): no serious or critical violation of WCAG 2.1 A/AA."""
+    page.evaluate(AXE.read_text())
+    result: dict[str, Any] = page.evaluate(
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}})"
+    )
+    bad = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"{name}: " + "; ".join(bad)
+
+
+def test_signed_in_the_demo_collab_is_listed(
+    page: Page, context: BrowserContext, lab: deployment.Deployment
+) -> None:
+    page.goto(lab.url + browser.APP_PATH)
+    expect(page.get_by_role("link", name=re.compile(f"^{deployment.DEMO_COLLAB}"))).to_be_visible()
+    expect(page.get_by_label(f"Signed in as {deployment.DEMO_USER}")).to_be_visible()
+    page.screenshot(path=SHOTS / "collabs.png", full_page=True)
+    axe_check(page, "collabs")
+    # The session is an HttpOnly cookie; the token is nowhere a script could read it.
+    cookies = {c["name"]: c for c in context.cookies()}
+    session = cookies["__Host-nmpi_session"]
+    assert session["httpOnly"]
+    assert session["secure"]
+    assert session["sameSite"] == "Strict"
+    token = lab.demo_token()
+    stored = page.evaluate(
+        "JSON.stringify([{...localStorage}, {...sessionStorage}, location.href])"
+    )
+    assert token not in stored
+    assert token not in page.content()
+
+
+def test_a_job_written_in_the_app_runs_on_the_emulator_and_its_raster_renders(
+    page: Page, job_url: str
+) -> None:
+    page.goto(job_url)
+    log = page.get_by_label("Job log")
+    # Followed live: the emulator's first lines appear without a reload, then `finished`.
+    expect(log).to_contain_text(re.compile(r"\S"), timeout=JOB_DEADLINE_MS)
+    expect(page.get_by_label("Status timeline")).to_contain_text(
+        re.compile(r"Finished: \d"), timeout=JOB_DEADLINE_MS
+    )
+    expect(page.get_by_text("finished", exact=True).first).to_be_visible()
+    files = page.get_by_label("Output files")
+    expect(files).to_contain_text("excitatory.pkl")
+    expect(files).to_contain_text("raster.png")
+    preview = page.get_by_role(
+        "button", name=re.compile(r"Show preview of .*excitatory\.pkl\.spikes\.json")
+    )
+    preview.click()
+    raster = page.get_by_role("img", name=re.compile(r"^Spike raster"))
+    expect(raster).to_be_visible(timeout=30_000)
+    expect(raster).to_have_attribute("aria-label", re.compile(r"80 neurons"))
+    page.screenshot(path=SHOTS / "job-detail.png", full_page=True)
+    axe_check(page, "job detail")
+
+
+def test_the_jobs_list_finds_the_job_by_filter_and_search(
+    page: Page, job_url: str, lab: deployment.Deployment
+) -> None:
+    job_id = job_url.rsplit("/", 1)[1]
+    page.goto(f"{lab.url}{browser.APP_PATH}collabs/{deployment.DEMO_COLLAB}/jobs")
+    table = page.get_by_role("table")
+    expect(table).to_be_visible()
+    page.get_by_label("Search").fill(job_id)
+    page.get_by_label("Search").press("Enter")
+    expect(page.get_by_role("link", name=f"Job {job_id}")).to_be_visible()
+    expect(table.locator("tbody tr")).to_have_count(1)
+    page.get_by_label("Search").fill("")
+    page.get_by_label("Tag").click()
+    page.get_by_role("option", name="web-e2e").click()
+    expect(page.get_by_role("link", name=f"Job {job_id}")).to_be_visible()
+    page.screenshot(path=SHOTS / "jobs.png", full_page=True)
+    axe_check(page, "jobs")
+
+
+def test_comment_tag_resubmit_and_remove(page: Page, job_url: str) -> None:
+    page.goto(job_url)
+    page.get_by_label("Add a comment").fill("seen in the browser suite")
+    page.get_by_role("button", name="Post comment").click()
+    expect(page.get_by_role("list", name="Comments")).to_contain_text("seen in the browser suite")
+    page.get_by_label("New tag").fill("reviewed")
+    page.get_by_role("button", name="Add tag").click()
+    expect(page.get_by_label("Tags", exact=True)).to_contain_text("reviewed")
+    # Resubmit opens the new-job page with the code, to edit first.
+    page.get_by_role("button", name="Resubmit").or_(
+        page.get_by_role("link", name="Resubmit")
+    ).click()
+    expect(page.get_by_label("Python code of the job")).to_contain_text("pyNN.spiNNaker")
+    page.get_by_role("button", name="Submit job").click()
+    page.wait_for_url(re.compile(r"/jobs/\d+$"), timeout=30_000)
+    assert page.url != job_url
+    page.get_by_role("button", name="Remove").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.get_by_text(re.compile("removed", re.IGNORECASE)).first).to_be_visible()
+
+
+def test_projects_show_quotas_with_usage(page: Page, lab: deployment.Deployment) -> None:
+    page.goto(f"{lab.url}{browser.APP_PATH}projects")
+    bars = page.get_by_role("progressbar")
+    expect(bars.first).to_be_visible(timeout=30_000)
+    page.screenshot(path=SHOTS / "projects.png", full_page=True)
+    axe_check(page, "projects")
+
+
+def test_pages_fit_a_phone(context: BrowserContext, lab: deployment.Deployment) -> None:
+    phone = context.new_page()
+    phone.set_viewport_size({"width": 375, "height": 740})
+    for path in ("", f"collabs/{deployment.DEMO_COLLAB}/jobs", "projects"):
+        phone.goto(lab.url + browser.APP_PATH + path)
+        phone.get_by_role("main").wait_for()
+        phone.wait_for_load_state("networkidle")
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, f"/{path}: the page is {width} px wide on a 375 px screen"
+    phone.screenshot(path=SHOTS / "phone-jobs.png", full_page=True)
+    phone.close()
+
+
+def test_no_page_broke_the_content_security_policy(violations: list[str]) -> None:
+    assert not violations, violations
+
+
+def test_headers_caching_and_compression(lab: deployment.Deployment) -> None:
+    with lab.public_name_resolved(), httpx.Client(verify=lab.tls_context(), timeout=30) as http:
+        index = http.get(lab.url + browser.APP_PATH, headers={"Accept-Encoding": "br"})
+        policy = index.headers["content-security-policy"]
+        # No inline script, no <style> element without the nonce (style attributes, which
+        # CodeMirror sets and which cannot run code, are the one allowance).
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";") if d.strip())
+        assert directives["script-src"] == "'self'"
+        assert "'unsafe-inline'" not in directives["style-src"]
+        assert directives.get("style-src-attr") == "'unsafe-inline'"
+        nonce = re.search(r"'nonce-([0-9a-f]{32})'", policy)
+        assert nonce
+        assert f'content="{nonce.group(1)}"' in index.text
+        again = http.get(lab.url + browser.APP_PATH).headers["content-security-policy"]
+        assert again != policy
+        assert index.headers["cache-control"] == "no-cache"
+        asset = re.search(r'src="([^"]+\.js)"', index.text)
+        assert asset
+        reply = http.get(lab.url + asset.group(1), headers={"Accept-Encoding": "br"})
+        assert reply.status_code == 200
+        assert reply.headers["content-encoding"] == "br"
+        assert "immutable" in reply.headers["cache-control"]
+
+
+def test_sign_out(page: Page, lab: deployment.Deployment) -> None:
+    page.goto(lab.url + browser.APP_PATH)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("API token")).to_be_visible()
+    status = page.evaluate("fetch('/auth/me', {credentials: 'same-origin'}).then(r => r.status)")
+    assert status == 401
+
+
+def test_benchmark_prints_render_time_and_weight(capsys: pytest.CaptureFixture[str]) -> None:
+    """make bench-job-manager's figures, printed with the suite's output (one seeding of
+    100,000 jobs, three page loads)."""
+    code = bench_job_manager.main(["--runs", "3"])
+    out = capsys.readouterr().out
+    with capsys.disabled():
+        print("\n" + out)
+    assert "jobs page, 100 of 100000 jobs" in out
+    assert "first page weight" in out
+    assert code in (0, 1)  # the figures are the result; a missed target shows in them
