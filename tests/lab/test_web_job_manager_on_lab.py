@@ -15,12 +15,14 @@ after the monitoring suite: its jobs load the machine the whole lab shares.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from nmpi_lab import bench_job_manager, browser, deployment
+from nmpi_lab import browser, deployment
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect
 
 from tests.support import REPO
@@ -86,6 +88,9 @@ def job_url(page: Page, lab: deployment.Deployment) -> str:
 def axe_check(page: Page, name: str) -> None:
     """axe-core in the page (evaluated through the DevTools protocol, which the page's policy
     does not govern): no serious or critical violation of WCAG 2.1 A/AA."""
+    # Colours are read once transitions have ended (a button fading in is not its contrast).
+    page.wait_for_load_state("networkidle")
+    page.wait_for_function("document.getAnimations().every(a => a.playState !== 'running')")
     page.evaluate(AXE.read_text())
     result: dict[str, Any] = page.evaluate(
         "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}})"
@@ -131,7 +136,7 @@ def test_a_job_written_in_the_app_runs_on_the_emulator_and_its_raster_renders(
         re.compile(r"Finished: \d"), timeout=JOB_DEADLINE_MS
     )
     expect(page.get_by_text("finished", exact=True).first).to_be_visible()
-    files = page.get_by_label("Output files")
+    files = page.get_by_role("table", name="Output files")
     expect(files).to_contain_text("excitatory.pkl")
     expect(files).to_contain_text("raster.png")
     preview = page.get_by_role(
@@ -164,7 +169,9 @@ def test_the_jobs_list_finds_the_job_by_filter_and_search(
     axe_check(page, "jobs")
 
 
-def test_comment_tag_resubmit_and_remove(page: Page, job_url: str) -> None:
+def test_comment_tag_resubmit_and_remove(
+    page: Page, job_url: str, lab: deployment.Deployment
+) -> None:
     page.goto(job_url)
     page.get_by_label("Add a comment").fill("seen in the browser suite")
     page.get_by_role("button", name="Post comment").click()
@@ -180,9 +187,15 @@ def test_comment_tag_resubmit_and_remove(page: Page, job_url: str) -> None:
     page.get_by_role("button", name="Submit job").click()
     page.wait_for_url(re.compile(r"/jobs/\d+$"), timeout=30_000)
     assert page.url != job_url
-    page.get_by_role("button", name="Remove").click()
-    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
-    expect(page.get_by_text(re.compile("removed", re.IGNORECASE)).first).to_be_visible()
+    page.get_by_role("button", name="Remove", exact=True).click()
+    removed = page.url.rsplit("/", 1)[1]
+    page.get_by_role("dialog").get_by_role("button", name="Remove", exact=True).click()
+    page.wait_for_url(re.compile(r"/jobs/?$"), timeout=30_000)
+    # The API agrees: the job is gone from its owner's view (410, or listed as removed).
+    headers = {"Authorization": f"Bearer {lab.demo_token()}"}
+    with lab.public_name_resolved(), httpx.Client(verify=lab.tls_context(), timeout=30) as http:
+        reply = http.get(f"{lab.url}/jobs/{removed}", headers=headers)
+    assert reply.status_code == 410 or reply.json()["status"] == "removed", reply.text
 
 
 def test_projects_show_quotas_with_usage(page: Page, lab: deployment.Deployment) -> None:
@@ -242,13 +255,18 @@ def test_sign_out(page: Page, lab: deployment.Deployment) -> None:
     assert status == 401
 
 
-def test_benchmark_prints_render_time_and_weight(capsys: pytest.CaptureFixture[str]) -> None:
-    """make bench-job-manager's figures, printed with the suite's output (one seeding of
-    100,000 jobs, three page loads)."""
-    code = bench_job_manager.main(["--runs", "3"])
-    out = capsys.readouterr().out
-    with capsys.disabled():
-        print("\n" + out)
-    assert "jobs page, 100 of 100000 jobs" in out
-    assert "first page weight" in out
-    assert code in (0, 1)  # the figures are the result; a missed target shows in them
+def test_benchmark_prints_render_time_and_weight() -> None:
+    """make bench-job-manager's figures, printed with the suite's output: one seeding of 100,000
+    jobs, three page loads (its own browser: a process of its own, as users run it)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "nmpi_lab.bench_job_manager", "--runs", "3"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    print("\n" + result.stdout)
+    # The figures are the result (a missed target shows in them and in the exit status 1).
+    assert result.returncode in (0, 1), result.stdout[-2000:] + result.stderr[-3000:]
+    assert "jobs page, 100 of 100000 jobs" in result.stdout
+    assert "first page weight" in result.stdout
