@@ -75,8 +75,13 @@ def uvicorn_command(port: int, *options: str) -> list[str]:
     ]
 
 
-def start_server(database_url: str, log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def start_server(
+    database_url: str, log: Path, port: int | None = None, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A job-queue server on 127.0.0.1:`port` (a free one if not given), once /healthz answers.
+    `port` is given when the server's own URL must be known before it starts (an OIDC
+    redirect URL registered at a provider)."""
+    port = port or free_port()
     environment = {
         **os.environ,
         "NMPI_DATABASE_URL": database_url,

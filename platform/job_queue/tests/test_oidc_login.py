@@ -1,18 +1,10 @@
 """OIDC browser sign-in (authorization code flow with PKCE): GET /auth/login, the provider,
 GET /auth/callback, the session cookie.
 
-Two providers:
-- a small one in this process (discovery, authorize, token, userinfo), strict about PKCE,
-  client authentication, redirect_uri and single-use codes, that can be told to misbehave:
-  every test but the last ones;
-- a real one, given by the environment, for the last tests (skipped without it):
-    NMPI_TEST_OIDC_ISSUER         the issuer (discovery at <issuer>/.well-known/...)
-    NMPI_TEST_OIDC_CLIENT_ID      a client registered there
-    NMPI_TEST_OIDC_CLIENT_SECRET  its secret, if it is a confidential client
-    NMPI_TEST_OIDC_REDIRECT_URL   a redirect URL registered for it (never reached: the test
-                                  reads the provider's redirect and calls the service itself)
-    NMPI_TEST_OIDC_USERNAME / NMPI_TEST_OIDC_PASSWORD
-                                  a user, for the complete sign-in (Keycloak's login form)
+The provider here is a small one in this process (discovery, authorize, token, userinfo),
+strict about PKCE, client authentication, redirect_uri and single-use codes, that can be told
+to misbehave. The same flow against a real, certified provider (oidc-provider) in a real
+browser is test_oidc_real_provider.py.
 """
 
 from __future__ import annotations
@@ -21,17 +13,14 @@ import base64
 import hashlib
 import http.server
 import json
-import os
 import re
 import secrets
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import psycopg
@@ -402,103 +391,3 @@ def test_id_token_checks() -> None:
             check(**changes)
     with pytest.raises(OidcLoginError, match="not a JWT"):
         check_id_token("garbage", issuer="https://idp", client_id="c", nonce="n")
-
-
-# --- a real provider (environment) -----------------------------------------------------------
-
-REAL = os.environ.get("NMPI_TEST_OIDC_ISSUER")
-needs_real_provider = pytest.mark.skipif(
-    not REAL,
-    reason="no real OIDC provider: set NMPI_TEST_OIDC_ISSUER, NMPI_TEST_OIDC_CLIENT_ID, "
-    "NMPI_TEST_OIDC_REDIRECT_URL (and NMPI_TEST_OIDC_CLIENT_SECRET for a confidential client; "
-    "NMPI_TEST_OIDC_USERNAME/PASSWORD for the complete sign-in)",
-)
-
-
-@pytest.fixture(scope="module")
-def real_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    assert REAL
-    discovery = httpx.get(f"{REAL.rstrip('/')}/.well-known/openid-configuration", timeout=30)
-    discovery.raise_for_status()
-    env = {
-        "NMPI_IDENTITY_MODE": "oidc",
-        "NMPI_OIDC_USERINFO_URL": discovery.json()["userinfo_endpoint"],
-        "NMPI_OIDC_ISSUER": REAL,
-        "NMPI_OIDC_CLIENT_ID": os.environ["NMPI_TEST_OIDC_CLIENT_ID"],
-        "NMPI_OIDC_REDIRECT_URL": os.environ["NMPI_TEST_OIDC_REDIRECT_URL"],
-    }
-    if os.environ.get("NMPI_TEST_OIDC_CLIENT_SECRET"):
-        env["NMPI_OIDC_CLIENT_SECRET"] = os.environ["NMPI_TEST_OIDC_CLIENT_SECRET"]
-    log: Path = tmp_path_factory.mktemp("real-oidc") / "server.log"
-    process, base = start_server(database_url, log, **env)
-    yield base
-    stop_server(process)
-
-
-@needs_real_provider
-def test_real_provider_accepts_the_authorization_request(real_server: str) -> None:
-    authorization = start_login(real_server)
-    asked = query_of(authorization)
-    assert asked["code_challenge_method"] == "S256"
-    # The provider knows the client and the redirect URL: a login page, or a redirect, not 400.
-    reply = httpx.get(authorization, timeout=30)
-    assert reply.status_code in (200, 302, 303), reply.text[:500]
-
-
-@needs_real_provider
-def test_real_provider_refuses_a_made_up_code(real_server: str) -> None:
-    """The token endpoint is reached with the client's credentials and says no: its words."""
-    state = query_of(start_login(real_server))["state"]
-    reply = httpx.get(
-        f"{real_server}/auth/callback", params={"code": "made-up", "state": state}, timeout=30
-    )
-    assert reply.status_code == 400, reply.text
-    assert "invalid_grant" in reply.json()["detail"]
-
-
-class _LoginForm(HTMLParser):
-    """The action of Keycloak's login form (id kc-form-login)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        if tag == "form" and (found.get("id") == "kc-form-login" or self.action is None):
-            self.action = found.get("action")
-
-
-@needs_real_provider
-@pytest.mark.skipif(
-    not os.environ.get("NMPI_TEST_OIDC_USERNAME"),
-    reason="the complete sign-in needs a user: set NMPI_TEST_OIDC_USERNAME and "
-    "NMPI_TEST_OIDC_PASSWORD (the provider's login form is Keycloak's)",
-)
-def test_real_provider_complete_sign_in(real_server: str) -> None:
-    authorization = start_login(real_server)
-    with httpx.Client(timeout=30, follow_redirects=False) as browser:
-        page = browser.get(authorization, follow_redirects=True)
-        form = _LoginForm()
-        form.feed(page.text)
-        assert form.action, "no login form on the provider's page"
-        reply = browser.post(
-            urljoin(str(page.url), form.action),
-            data={
-                "username": os.environ["NMPI_TEST_OIDC_USERNAME"],
-                "password": os.environ.get("NMPI_TEST_OIDC_PASSWORD", ""),
-            },
-        )
-        while reply.status_code in (302, 303) and not reply.headers["location"].startswith(
-            os.environ["NMPI_TEST_OIDC_REDIRECT_URL"]
-        ):
-            reply = browser.get(urljoin(str(reply.url), reply.headers["location"]))
-        assert reply.status_code in (302, 303), reply.text[:500]
-    back = query_of(reply.headers["location"])
-    assert "code" in back, back
-    signed_in = httpx.get(f"{real_server}/auth/callback", params=back, timeout=30)
-    assert signed_in.status_code == 302, signed_in.text
-    secret = signed_in.headers["set-cookie"].split(";")[0].split("=", 1)[1]
-    me = httpx.get(f"{real_server}/auth/me", headers={"Cookie": f"{COOKIE}={secret}"}, timeout=30)
-    assert me.status_code == 200, me.text
-    assert me.json()["identity_mode"] == "oidc"
