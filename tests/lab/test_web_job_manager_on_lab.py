@@ -265,6 +265,8 @@ def test_benchmark_prints_render_time_and_weight() -> None:
         timeout=900,
         check=False,
     )
+    # Kept beside the suite's other logs (CI's output captures what passes).
+    (REPO / ".cache" / "logs" / "job-manager-bench.txt").write_text(result.stdout)
     print("\n" + result.stdout)
     # The figures are the result (a missed target shows in them and in the exit status 1).
     assert result.returncode in (0, 1), result.stdout[-2000:] + result.stderr[-3000:]
