@@ -498,8 +498,10 @@ def test_stop_then_deploy_starts_again(host: Any, web: Site) -> None:
     assert all(inspect(host, name)["State"]["Running"] for name in containers)
     rc, out, changed = converge(platform_action="stop")
     assert rc == 0, out[-3000:]
-    assert changed == 1  # one task: the loop over the three containers
+    assert changed == 2  # the loop over the three containers, and the boot unit disabled
     assert not any(inspect(host, name)["State"]["Running"] for name in containers)
+    # A stopped platform stays stopped across a reboot: its boot unit is off.
+    assert host.run("systemctl is-enabled nmpi-platform-boot").stdout.strip() == "disabled"
     assert readyz(web) == 0  # refused: nmpi-failover would move the name away
     rc, out, changed = converge(platform_action="stop")
     assert (rc, changed) == (0, 0), out[-3000:]
@@ -507,6 +509,7 @@ def test_stop_then_deploy_starts_again(host: Any, web: Site) -> None:
     rc, out, _ = converge()
     assert rc == 0, out[-3000:]
     assert all(inspect(host, name)["State"]["Running"] for name in containers)
+    assert host.run("systemctl is-enabled nmpi-platform-boot").stdout.strip() == "enabled"
     assert eventually(lambda: readyz(web) == 200)
 
 
