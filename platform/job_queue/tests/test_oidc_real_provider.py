@@ -70,7 +70,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 CLIENT_ID = "job-manager"
-CLIENT_SECRET = "s3cret:with/odd chars"  # form-encoded before Basic (RFC 6749 2.3.1)
+# Made per run; form-encoded before Basic (RFC 6749 2.3.1), hence the odd characters.
+CLIENT_SECRET = f"{secrets.token_urlsafe(12)}:with/odd chars"
 USERNAME = "frida"
 NEXT = "/app/jobs?collab=oidc-real-frida"
 CSRF = {CSRF_HEADER: "1"}
