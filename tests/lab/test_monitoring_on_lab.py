@@ -7,10 +7,7 @@ witness; and the dashboards render in a real browser (Debian's Chromium, headles
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
-import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -18,9 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from nmpi_lab import bench_monitoring, deployment
+from nmpi_lab import bench_monitoring, browser, deployment
 
 from tests.support import REPO, tool_env
 
@@ -180,19 +175,7 @@ def _quote(text: str) -> str:
 
 def _spki_pin(host: str, port: int, ca_file: Path) -> str:
     """base64 SHA-256 of the served certificate's public key: Chromium trusts exactly it."""
-    context = ssl.create_default_context(cafile=str(ca_file))
-    with (
-        socket.create_connection((host, port), timeout=10) as raw,
-        context.wrap_socket(raw, server_hostname=host) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    assert der
-    spki = (
-        x509.load_der_x509_certificate(der)
-        .public_key()
-        .public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    )
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    return browser.spki_pin(host, port, ca_file)
 
 
 @pytest.mark.parametrize("page", ["index", "platform", "database", "hosts"])
