@@ -5,7 +5,7 @@ import react from "@vitejs/plugin-react";
 // The API lives at the origin's root; the app under /app/. In development, every API path is
 // proxied to a local job-queue API (NMPI_API, default http://127.0.0.1:8000).
 const api = process.env.NMPI_API ?? "http://127.0.0.1:8000";
-const apiPaths = ["/auth", "/jobs", "/collabs", "/projects", "/tags", "/userinfo", "/statistics"];
+const apiPaths = ["/auth", "/jobs", "/collabs", "/projects", "/tags", "/userinfo", "/statistics", "/code-archives"];
 
 export default defineConfig({
   base: "/app/",

@@ -92,6 +92,10 @@ def _send(
     if isinstance(body, dict) and "collab" in body and zlib.crc32(repr(body).encode()) % 2:
         body["collab"] = seeded["user"].collab
         body["hardware_platform"] = "Test"
+    # ... and half of the queries naming a collab (code archives) at the user's.
+    query = case.query or {}
+    if isinstance(query.get("collab"), str) and len(query["collab"]) % 2 == 0:
+        query["collab"] = seeded["user"].collab
     response = case.call_and_validate(headers=headers, checks=CHECKS)
     seen[case.operation.label][response.status_code] += 1
 

@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import * as api from "./client";
-import { jsonResponse, mockFetch } from "../test/utils";
+import { jsonResponse, mockFetch, mockXhr } from "../test/utils";
+import { codeArchive as archiveReply, SHA } from "../test/fixtures";
 
 describe("parseLinkNext", () => {
   it("reads rel=next", () => {
@@ -81,6 +82,88 @@ describe("requests", () => {
     await expect(api.listCollabs()).rejects.toThrow("not signed in");
     expect(listener).toHaveBeenCalledTimes(1);
     window.removeEventListener(api.UNAUTHORIZED_EVENT, listener);
+  });
+});
+
+describe("uploadCodeArchive", () => {
+  it("refuses a file over 16 MiB without sending anything", async () => {
+    const xhr = mockXhr(() => ({ status: 201, body: archiveReply() }));
+    const fetched = mockFetch(() => jsonResponse({}));
+    const big = new File([new Uint8Array(api.MAX_ARCHIVE_BYTES + 1)], "big.zip");
+    await expect(api.uploadCodeArchive("lab", big)).rejects.toBeInstanceOf(api.ApiError);
+    await expect(api.uploadCodeArchive("lab", big)).rejects.toThrow(/^"big\.zip" is 16 MB: .*at most 16 MiB/);
+    expect(xhr).toHaveLength(0);
+    expect(fetched).toHaveLength(0);
+    // Exactly the limit is allowed.
+    await api.uploadCodeArchive("lab", new File([new Uint8Array(api.MAX_ARCHIVE_BYTES)], "edge.zip"));
+    expect(xhr).toHaveLength(1);
+  });
+
+  it("posts the raw bytes with the CSRF header, reports progress and returns the archive", async () => {
+    const calls = mockXhr((call) => {
+      call.progress(2, 5);
+      call.progress(5, 5);
+      return { status: 201, body: archiveReply({ filename: "my model.zip" }) };
+    });
+    const file = new File(["PK..."], "my model.zip", { type: "application/zip" });
+    const progress: [number, number][] = [];
+    const archive = await api.uploadCodeArchive("my lab", file, (loaded, total) => progress.push([loaded, total]));
+    expect(archive).toMatchObject({ sha256: SHA, path: `/code-archives/${SHA}.zip`, filename: "my model.zip" });
+    expect(progress).toEqual([[2, 5], [5, 5]]);
+    expect(calls).toHaveLength(1);
+    const [call] = calls;
+    expect(call.method).toBe("POST");
+    const url = new URL(call.url, "http://x");
+    expect(url.pathname).toBe("/code-archives/");
+    expect(url.searchParams.get("collab")).toBe("my lab");
+    expect(url.searchParams.get("filename")).toBe("my model.zip");
+    expect(call.headers["X-NMPI-CSRF"]).toBe("1");
+    expect(call.headers["Content-Type"]).toBe("application/octet-stream");
+    expect(call.withCredentials).toBe(false); // same-origin: the cookie goes with it anyway
+    expect(call.body).toBe(file);
+  });
+
+  it("takes 200 (the same bytes were already stored) like 201", async () => {
+    mockXhr(() => ({ status: 200, body: archiveReply() }));
+    await expect(api.uploadCodeArchive("lab", new File(["x"], "model.zip"))).resolves.toMatchObject({ sha256: SHA });
+  });
+
+  it("surfaces the server's detail, and announces a 401", async () => {
+    mockXhr(() => ({ status: 415, body: { detail: "not a zip or tar archive" } }));
+    await expect(api.uploadCodeArchive("lab", new File(["x"], "notes.zip"))).rejects.toMatchObject({
+      status: 415,
+      message: "not a zip or tar archive",
+    });
+    mockXhr(() => ({ status: 401, body: { detail: "not signed in" } }));
+    const listener = vi.fn();
+    window.addEventListener(api.UNAUTHORIZED_EVENT, listener);
+    await expect(api.uploadCodeArchive("lab", new File(["x"], "model.zip"))).rejects.toMatchObject({ status: 401 });
+    expect(listener).toHaveBeenCalledTimes(1);
+    window.removeEventListener(api.UNAUTHORIZED_EVENT, listener);
+  });
+
+  it("says so when a proxy refuses the size with an HTML page, or the service cannot be reached", async () => {
+    mockXhr(() => ({ status: 413, body: "<html><body>413 Request Entity Too Large</body></html>", headers: { "Content-Type": "text/html" } }));
+    await expect(api.uploadCodeArchive("lab", new File(["x"], "model.zip"))).rejects.toThrow(
+      "The archive is larger than the service accepts (16 MiB).",
+    );
+    const calls = mockXhr();
+    const pending = api.uploadCodeArchive("lab", new File(["x"], "model.zip"));
+    calls[0].fail();
+    await expect(pending).rejects.toMatchObject({ status: 0, message: expect.stringContaining("cannot be reached") });
+  });
+
+  it("stops when its signal aborts", async () => {
+    const calls = mockXhr();
+    const controller = new AbortController();
+    const pending = api.uploadCodeArchive("lab", new File(["x"], "model.zip"), undefined, controller.signal);
+    controller.abort();
+    await expect(pending).rejects.toMatchObject({ name: "AbortError" });
+    calls[0].respond({ status: 201, body: archiveReply() }); // too late: ignored
+  });
+
+  it("gives the absolute URL the sites download it from", () => {
+    expect(api.codeArchiveUrl(archiveReply())).toBe(`${window.location.origin}/code-archives/${SHA}.zip`);
   });
 });
 

@@ -5,9 +5,13 @@
 // - Every request sends `credentials: "same-origin"`; every unsafe method (POST, PUT, PATCH,
 //   DELETE) sends `X-NMPI-CSRF: 1`, without which the server refuses cookie-authenticated writes.
 // - Errors are ApiError, whose message is the server's `detail` (or `error`) text.
+// - Uploads use XMLHttpRequest instead of fetch, which cannot report upload progress; the same
+//   rules apply to them.
 
+import { formatBytes } from "../lib/format";
 import type {
   AuthConfig,
+  CodeArchive,
   Comment,
   DataSet,
   Job,
@@ -254,6 +258,100 @@ export const removeTags = (id: number | string, tags: string[]) =>
   json<string[]>("DELETE", `/jobs/${encodeURIComponent(id)}/tags/`, { body: tags });
 
 export const listTags = (collab: string) => json<string[]>("GET", withQuery("/tags/", { collab }));
+
+// --- code archives ----------------------------------------------------------------------------
+
+/** The largest archive one may upload: 16 MiB. The server enforces the same limit (413). */
+export const MAX_ARCHIVE_BYTES = 16 * 1024 * 1024;
+const MAX_ARCHIVE_TEXT = "16 MiB";
+
+/** Called as the bytes go out: bytes sent so far, of `total`. */
+export type UploadProgress = (loaded: number, total: number) => void;
+
+/**
+ * Upload a zip/tar archive of a job's code for `collab` (the user must be an editor of it):
+ * `POST /code-archives/?collab=…&filename=…`, the file's bytes as the body. The same bytes
+ * uploaded again for the collab give back the stored archive (200 instead of 201).
+ */
+export function uploadCodeArchive(
+  collab: string,
+  file: File,
+  onProgress?: UploadProgress,
+  signal?: AbortSignal,
+): Promise<CodeArchive> {
+  // Refused here rather than after sending megabytes the server would refuse anyway.
+  if (file.size > MAX_ARCHIVE_BYTES) {
+    return Promise.reject(
+      new ApiError(
+        413,
+        `"${file.name}" is ${formatBytes(file.size)}: an uploaded archive may have at most ${MAX_ARCHIVE_TEXT}. ` +
+          "Put it where the site can download it and give its URL instead.",
+      ),
+    );
+  }
+  const url = withQuery("/code-archives/", { collab, filename: file.name });
+  return new Promise<CodeArchive>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new DOMException("The upload was cancelled", "AbortError"));
+      return;
+    }
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", API_BASE + url);
+    // withCredentials stays false: the session cookie goes to the same origin only, as with
+    // fetch's credentials "same-origin".
+    xhr.withCredentials = false;
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader(CSRF_HEADER, "1");
+    // Not the file's own type (application/zip, application/x-tar, …): the API takes raw bytes.
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    if (onProgress) {
+      xhr.upload.onprogress = (event) => onProgress(event.loaded, event.lengthComputable ? event.total : file.size);
+    }
+    const onAbort = () => xhr.abort();
+    signal?.addEventListener("abort", onAbort);
+    const done = () => signal?.removeEventListener("abort", onAbort);
+    xhr.onload = () => {
+      done();
+      let parsed: unknown = null;
+      const isHtml = /text\/html/i.test(xhr.getResponseHeader("Content-Type") ?? "");
+      try {
+        parsed = JSON.parse(xhr.responseText);
+      } catch {
+        // A proxy's HTML error page says nothing useful: the fallback text does.
+        parsed = isHtml ? null : xhr.responseText;
+      }
+      if (xhr.status === 200 || xhr.status === 201) {
+        const archive = parsed as CodeArchive | null;
+        if (archive && typeof archive.path === "string" && typeof archive.sha256 === "string") resolve(archive);
+        else reject(new ApiError(xhr.status, "The service's reply to the upload is not an archive description."));
+        return;
+      }
+      if (xhr.status === 401 && typeof window !== "undefined") window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
+      const fallback =
+        xhr.status === 413
+          ? `The archive is larger than the service accepts (${MAX_ARCHIVE_TEXT}).`
+          : `POST ${url} failed (HTTP ${xhr.status})`;
+      reject(new ApiError(xhr.status, errorText(xhr.status, parsed, fallback)));
+    };
+    xhr.onerror = () => {
+      done();
+      reject(new ApiError(0, "The service cannot be reached: check your connection and try again."));
+    };
+    xhr.onabort = () => {
+      done();
+      reject(new DOMException("The upload was cancelled", "AbortError"));
+    };
+    xhr.send(file);
+  });
+}
+
+/**
+ * The absolute URL a job's `code` gives for an uploaded archive: the hardware sites download it
+ * from there (with their provider key), so a path alone would not do.
+ */
+export function codeArchiveUrl(archive: Pick<CodeArchive, "path">): string {
+  return new URL(API_BASE + archive.path, window.location.origin).href;
+}
 
 // --- projects (resource requests) and quotas -------------------------------------------------
 

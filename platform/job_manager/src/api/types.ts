@@ -87,6 +87,24 @@ export interface JobSubmission {
   tags?: string[] | null;
 }
 
+export type CodeArchiveFormat = "zip" | "tar" | "tar.gz" | "tar.bz2" | "tar.xz";
+
+/** An uploaded code archive (`POST /code-archives/`), stored once per collab and content. */
+export interface CodeArchive {
+  /** Hex SHA-256 of the bytes: the archive's identity. */
+  sha256: string;
+  size: number;
+  format: CodeArchiveFormat;
+  /** The name the file had when uploaded. */
+  filename: string;
+  collab: string;
+  uploaded_by: string;
+  /** ISO-8601 */
+  uploaded: string;
+  /** Where the API serves it, from its root: `/code-archives/<sha256>.<format>`. */
+  path: string;
+}
+
 export type ProjectStatus = "in preparation" | "under review" | "accepted" | "rejected";
 
 export interface Quota {

@@ -1,7 +1,8 @@
-import { lazy, Suspense, useEffect, useMemo, useState, type FormEvent } from "react";
+import { lazy, Suspense, useEffect, useMemo, useRef, useState, type ChangeEvent, type FormEvent } from "react";
 import { Link as RouterLink, useLocation, useNavigate, useParams } from "react-router-dom";
 import Box from "@mui/material/Box";
 import Button from "@mui/material/Button";
+import LinearProgress from "@mui/material/LinearProgress";
 import MenuItem from "@mui/material/MenuItem";
 import Paper from "@mui/material/Paper";
 import Stack from "@mui/material/Stack";
@@ -9,13 +10,13 @@ import Tab from "@mui/material/Tab";
 import Tabs from "@mui/material/Tabs";
 import TextField from "@mui/material/TextField";
 import Typography from "@mui/material/Typography";
-import { listProjects, submitJob } from "../api/client";
-import type { HardwareConfig, Job, Project } from "../api/types";
+import { codeArchiveUrl, listProjects, submitJob, uploadCodeArchive } from "../api/client";
+import type { CodeArchive, HardwareConfig, Job, Project } from "../api/types";
 import { ErrorAlert } from "../components/ErrorAlert";
 import { HardwareConfigEditor } from "../components/HardwareConfigEditor";
 import { Loading } from "../components/Loading";
 import { QuotaInfo, quotaStatus } from "../components/QuotaInfo";
-import { isCodeUrl } from "../lib/format";
+import { formatBytes, isCodeUrl } from "../lib/format";
 import { formatConfig, knownKeys, parseConfig, SUBMIT_PLATFORMS } from "../lib/hardware";
 import { usePageTitle } from "../lib/hooks";
 
@@ -38,7 +39,24 @@ sim.end()
 `;
 
 type Source = "editor" | "git" | "archive";
-const ARCHIVE = /\.(zip|tar|tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz)(\?.*)?$/i;
+const ARCHIVE = /\.(zip|tar|tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz|txz)(\?.*)?$/i;
+/** What the file picker offers: the formats POST /code-archives/ takes, by their usual names. */
+export const ARCHIVE_ACCEPT = ".zip,.tar,.tar.gz,.tgz,.tar.bz2,.tbz2,.tar.xz,.txz";
+
+// Out of sight but not display:none, so that it stays in the accessibility tree with its label;
+// the button is the control one sees and tabs to.
+const visuallyHidden = {
+  position: "absolute",
+  width: 1,
+  height: 1,
+  overflow: "hidden",
+  clip: "rect(0 0 0 0)",
+  clipPath: "inset(50%)",
+  whiteSpace: "nowrap",
+  border: 0,
+  padding: 0,
+  margin: -1,
+} as const;
 
 export function sourceOf(code: string): Source {
   if (!isCodeUrl(code)) return "editor";
@@ -72,6 +90,14 @@ export default function NewJob() {
   const [projectsError, setProjectsError] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [upload, setUpload] = useState<{ name: string; loaded: number; total: number } | null>(null);
+  const [uploaded, setUploaded] = useState<CodeArchive | null>(null);
+  const [uploadError, setUploadError] = useState<string | null>(null);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const uploadAbort = useRef<AbortController | null>(null);
+
+  // Leaving the page stops an upload under way.
+  useEffect(() => () => uploadAbort.current?.abort(), []);
 
   useEffect(() => {
     listProjects({ collab, status: "accepted" })
@@ -90,10 +116,14 @@ export default function NewJob() {
       : source !== "editor" && !isCodeUrl(codeValue)
         ? "Give an http(s) URL."
         : source === "archive" && !ARCHIVE.test(codeValue)
-          ? "The URL should end in .zip, .tar, .tar.gz or .tgz."
+          ? "The URL should end in .zip, .tar, .tar.gz, .tgz, .tar.bz2 or .tar.xz."
           : null;
   const refused = quota?.state === "exhausted";
-  const canSubmit = !busy && !refused && !codeProblem && "config" in parsed && badTags.length === 0 && quota !== null;
+  const uploading = upload !== null;
+  // The summary holds only while the field still gives the uploaded archive's URL.
+  const uploadedUrl = uploaded ? codeArchiveUrl(uploaded) : null;
+  const showUploaded = uploaded !== null && archiveUrl.trim() === uploadedUrl;
+  const canSubmit = !busy && !uploading && !refused && !codeProblem && "config" in parsed && badTags.length === 0 && quota !== null;
 
   const onPlatform = (value: string) => {
     setPlatform(value);
@@ -102,6 +132,34 @@ export default function NewJob() {
       const known = new Set(knownKeys(value));
       const kept = Object.fromEntries(Object.entries(parsed.config).filter(([k]) => known.has(k)));
       setConfigText(formatConfig(kept));
+    }
+  };
+
+  const onFile = async (event: ChangeEvent<HTMLInputElement>) => {
+    const file = event.target.files?.[0];
+    event.target.value = ""; // so that choosing the same file again uploads it again
+    if (!file) return;
+    const controller = new AbortController();
+    uploadAbort.current = controller;
+    setUploadError(null);
+    setUpload({ name: file.name, loaded: 0, total: file.size });
+    try {
+      const archive = await uploadCodeArchive(
+        collab,
+        file,
+        (loaded, total) => setUpload({ name: file.name, loaded, total }),
+        controller.signal,
+      );
+      setUploaded(archive);
+      setArchiveUrl(codeArchiveUrl(archive));
+    } catch (e) {
+      if ((e as Error)?.name === "AbortError") return;
+      setUploadError((e as Error).message);
+    } finally {
+      if (uploadAbort.current === controller) {
+        uploadAbort.current = null;
+        if (!controller.signal.aborted) setUpload(null);
+      }
     }
   };
 
@@ -162,16 +220,60 @@ export default function NewJob() {
             />
           )}
           {source === "archive" && (
-            <TextField
-              id="archive-url"
-              label="Archive URL (.zip, .tar.gz)"
-              placeholder="https://example.org/my-model.zip"
-              value={archiveUrl}
-              onChange={(e) => setArchiveUrl(e.target.value)}
-              helperText="The API has no file upload: put the archive where the site can download it (e.g. a Drive share link) and give its URL."
-              fullWidth
-              type="url"
-            />
+            <Stack spacing={1.5}>
+              <Box sx={{ display: "flex", alignItems: "center", gap: 2, flexWrap: "wrap" }}>
+                <input
+                  ref={fileInput}
+                  id="archive-file"
+                  type="file"
+                  accept={ARCHIVE_ACCEPT}
+                  aria-label="Archive file"
+                  aria-describedby="archive-file-help"
+                  tabIndex={-1}
+                  onChange={onFile}
+                  disabled={uploading}
+                  style={visuallyHidden}
+                />
+                <Button variant="outlined" onClick={() => fileInput.current?.click()} disabled={uploading}>
+                  Upload an archive
+                </Button>
+                <Typography variant="body2" color="text.secondary" id="archive-file-help">
+                  zip, tar, tar.gz, tar.bz2 or tar.xz; at most 16 MiB
+                </Typography>
+              </Box>
+              {upload && (
+                <Box>
+                  <Typography variant="body2" sx={{ wordBreak: "break-word" }}>
+                    Uploading {upload.name}: {formatBytes(upload.loaded)} of {formatBytes(upload.total)}
+                  </Typography>
+                  <LinearProgress
+                    variant="determinate"
+                    value={upload.total > 0 ? Math.min(100, Math.round((upload.loaded / upload.total) * 100)) : 0}
+                    aria-label="Upload progress"
+                  />
+                </Box>
+              )}
+              {showUploaded && uploaded && (
+                <Typography role="status" sx={{ wordBreak: "break-word" }}>
+                  Uploaded {uploaded.filename} ({formatBytes(uploaded.size)}, {uploaded.format}, sha256{" "}
+                  <Box component="code">{uploaded.sha256.slice(0, 12)}</Box>)
+                </Typography>
+              )}
+              <ErrorAlert error={uploadError} onClose={() => setUploadError(null)} />
+              <Typography variant="body2" color="text.secondary">
+                or give the URL of an archive the site can download:
+              </Typography>
+              <TextField
+                id="archive-url"
+                label="Archive URL"
+                placeholder="https://example.org/my-model.zip"
+                value={archiveUrl}
+                onChange={(e) => setArchiveUrl(e.target.value)}
+                helperText="An upload fills this in. The site downloads and unpacks the archive, and runs the command in it."
+                fullWidth
+                type="url"
+              />
+            </Stack>
           )}
           {codeProblem && codeValue && <Typography color="error" role="alert" sx={{ mt: 1 }}>{codeProblem}</Typography>}
         </Box>

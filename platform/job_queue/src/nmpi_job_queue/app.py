@@ -24,6 +24,7 @@ from .oidc_login import OidcLogin
 from .openapi import document_error_responses
 from .routers import (
     auth,
+    code_archives,
     comments,
     identity,
     jobs,
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         comments,
         tags,
         output_data,
+        code_archives,
         projects,
         sessions,
         statistics,

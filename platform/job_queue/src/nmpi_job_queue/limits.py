@@ -16,15 +16,18 @@ KIB = 1024
 MIB = 1024 * KIB
 
 # --- whole requests (enforced by app.RequestLimitMiddleware, before routing) ------------------
-MAX_BODY_BYTES = 4 * MIB  # every request body but the three below
+MAX_BODY_BYTES = 4 * MIB  # every request body but the four below
 MAX_LOG_BODY_BYTES = 16 * MIB  # PUT /jobs/{id}, PUT and PATCH /jobs/{id}/log: they carry logs
 MAX_URL_BYTES = 8 * KIB  # path and query string
 _LOG_ROUTE = re.compile(r"/jobs/[^/]+(/log)?/?")
+_CODE_ARCHIVE_ROUTE = re.compile(r"/code-archives/?")
 
 
 def max_body_bytes(method: str, path: str) -> int:
     if method in ("PUT", "PATCH") and _LOG_ROUTE.fullmatch(path):
         return MAX_LOG_BODY_BYTES
+    if method == "POST" and _CODE_ARCHIVE_ROUTE.fullmatch(path):
+        return CODE_ARCHIVE_MAX_BYTES
     return MAX_BODY_BYTES
 
 
@@ -42,6 +45,12 @@ TAG_MIN_CHARS = 2
 TAG_MAX_CHARS = 100
 LOG_MAX_CHARS = 5_000_000  # a job's whole log, however it was sent
 COMMENT_MAX_CHARS = 10_000
+
+# --- uploaded code archives (POST /code-archives/) -----------------------------------------
+# The body is the archive: the same as the platform's nginx (platform_client_max_body_size).
+CODE_ARCHIVE_MAX_BYTES = 16 * MIB
+CODE_ARCHIVES_MAX_BYTES_PER_COLLAB = 1024 * MIB  # all of a collab's stored archives
+CODE_ARCHIVE_FILENAME_MAX_CHARS = 255
 
 # --- browser sign-in and job search -------------------------------------------------------
 SIGN_IN_TOKEN_MAX_CHARS = 8 * KIB  # POST /auth/session: a local token or an OIDC access token

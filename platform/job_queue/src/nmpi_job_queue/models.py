@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -222,6 +223,28 @@ class Token(Base):
     description: Mapped[str] = mapped_column(String(200), server_default="")
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CodeArchive(Base):
+    """An archive of a job's code uploaded by a collab member (docs/code-archives.md): stored
+    in the database, so that it is replicated with the jobs that refer to it, and served to
+    the hardware sites by its SHA-256."""
+
+    __tablename__ = "code_archives"
+
+    collab: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    format: Mapped[str] = mapped_column(String(10))
+    size: Mapped[int] = mapped_column(BigInteger)
+    filename: Mapped[str] = mapped_column(String(255))
+    uploaded_by: Mapped[str] = mapped_column(String(200))
+    uploaded: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        CheckConstraint("size = octet_length(content)", name="size_matches"),
+        CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256_hex"),
+    )
 
 
 class WebSession(Base):
