@@ -4,7 +4,9 @@ What a neuroscientist does through the public name, as site.yml deployed it (ngi
 build at both sites, the job-queue API behind it, the emulated hardware sites taking the jobs):
 sign in with the demo token, see the demo collab, write a SpiNNaker job in the editor, watch it
 be taken, its log follow and its spike raster render; find it in the list with filters; comment,
-tag, resubmit, remove; the projects and their quotas; sign out. Every page is checked by axe
+tag, resubmit, remove; upload the same script as an archive and see it run; the projects and
+their quotas, with the lab's administrator accepting, rejecting and setting quotas in a browser
+of their own; sign out. Every page is checked by axe
 (no serious or critical accessibility violation), no page breaks the Content-Security-Policy,
 and the pages fit a phone. Screenshots land in .cache/logs/job-manager/.
 
@@ -17,7 +19,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tarfile
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -204,6 +209,89 @@ def test_projects_show_quotas_with_usage(page: Page, lab: deployment.Deployment)
     expect(bars.first).to_be_visible(timeout=30_000)
     page.screenshot(path=SHOTS / "projects.png", full_page=True)
     axe_check(page, "projects")
+
+
+def test_an_uploaded_archive_runs_on_the_emulator(
+    page: Page, lab: deployment.Deployment, tmp_path: Path
+) -> None:
+    """The archive tab's upload: stored by the job queue, fetched by the site with its key."""
+    archive = tmp_path / "spinnaker-example.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(EXAMPLE, arcname="run.py")
+    page.goto(f"{lab.url}{browser.APP_PATH}collabs/{deployment.DEMO_COLLAB}/jobs/new")
+    page.get_by_role("tab", name="Archive (zip/tar)").click()
+    expect(page.get_by_role("button", name="Upload an archive")).to_be_visible()
+    page.get_by_label("Archive file").set_input_files(archive)
+    expect(page.get_by_role("status")).to_contain_text(
+        "Uploaded spinnaker-example.tar.gz", timeout=60_000
+    )
+    url = page.get_by_label("Archive URL").input_value()
+    assert re.fullmatch(rf"{re.escape(lab.url)}/code-archives/[0-9a-f]{{64}}\.tar\.gz", url), url
+    page.get_by_label("Hardware platform").click()
+    page.get_by_role("option", name="SpiNNaker").click()
+    page.screenshot(path=SHOTS / "new-job-archive.png", full_page=True)
+    axe_check(page, "new job, archive uploaded")
+    page.get_by_role("button", name="Submit job").click()
+    page.wait_for_url(re.compile(r"/jobs/\d+$"), timeout=30_000)
+    expect(page.get_by_label("Status timeline")).to_contain_text(
+        re.compile(r"Finished: \d"), timeout=JOB_DEADLINE_MS
+    )
+    # The site unpacked the uploaded archive (its log says from where), then ran it.
+    expect(page.get_by_label("Job log")).to_contain_text(f"archive {url}")
+    expect(page.get_by_role("table", name="Output files")).to_contain_text("excitatory.pkl")
+
+
+def test_an_administrator_decides_on_requests_and_sets_quotas(
+    page: Page, context: BrowserContext, lab: deployment.Deployment
+) -> None:
+    """The demo user asks for resources; the lab's administrator, in a browser of their own,
+    accepts one request with a quota and rejects another; the demo user sees both decisions."""
+    run = uuid.uuid4().hex[:8]
+    accepted, rejected = f"Cortical model {run}", f"Unfunded idea {run}"
+    projects = f"{lab.url}{browser.APP_PATH}projects"
+    page.goto(projects)
+    for title in (accepted, rejected):
+        page.get_by_role("button", name="New resource request").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Title").fill(title)
+        dialog.get_by_label("Abstract").fill("A balanced network on SpiNNaker.")
+        dialog.get_by_label(re.compile("^Submit for review now")).check()
+        dialog.get_by_role("button", name="Save and submit").click()
+        expect(page.get_by_role("article", name=title)).to_contain_text("under review")
+
+    admin_context = browser.new_context(context.browser)  # its own cookies
+    admin = admin_context.new_page()
+    try:
+        browser.sign_in(admin, lab, token=lab.admin_token())
+        admin.goto(projects)
+        expect(admin.get_by_text("As an administrator you see every request")).to_be_visible()
+        card = admin.get_by_role("article", name=accepted)
+        card.get_by_role("button", name="Accept").click()
+        expect(card).to_contain_text("accepted")
+        card.get_by_label(re.compile(r"^Limit \(")).fill("5")
+        card.get_by_role("button", name="Add quota").click()
+        quotas = card.get_by_role("group", name=f"Quotas of {accepted}")
+        expect(quotas).to_contain_text("SpiNNaker: 0 of 5 core-hours used")
+        card.get_by_label("SpiNNaker limit (core-hours)").fill("12.5")
+        card.get_by_role("button", name="Set limit").click()
+        expect(quotas).to_contain_text("0 of 12.5 core-hours used")
+        other = admin.get_by_role("article", name=rejected)
+        other.get_by_role("button", name="Reject").click()
+        expect(other).to_contain_text("rejected")
+        admin.screenshot(path=SHOTS / "projects-admin.png", full_page=True)
+        axe_check(admin, "projects as administrator")
+    finally:
+        admin_context.close()
+
+    page.goto(projects)
+    mine = page.get_by_role("article", name=accepted)
+    expect(mine).to_contain_text("accepted")
+    expect(mine.get_by_role("progressbar")).to_have_attribute(
+        "aria-label", "SpiNNaker: 0 of 12.5 core-hours used"
+    )
+    expect(page.get_by_role("article", name=rejected)).to_contain_text("rejected")
+    # Only administrators decide: the demo user is offered no Accept.
+    expect(mine.get_by_role("button", name="Accept")).to_have_count(0)
 
 
 def test_pages_fit_a_phone(context: BrowserContext, lab: deployment.Deployment) -> None:

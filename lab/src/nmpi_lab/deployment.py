@@ -35,6 +35,9 @@ INVENTORY = REPO / "inventories" / "lab"
 GENERATED = INVENTORY / "generated"
 DEMO_USER = "demo"
 DEMO_COLLAB = "demo-collab"
+# A platform administrator (the job queue's admin collab), who decides on resource requests.
+ADMIN_USER = "lab-admin"
+ADMIN_COLLAB = "neuromorphic-platform-admin"
 # The monitoring UIs (playbooks/group_vars/all/ports.yml, inventories/lab secrets.yml).
 PROMETHEUS_PORT = 9090
 # The hardware sites' output servers (playbooks/group_vars/all/ports.yml: emulator_outputs).
@@ -216,6 +219,22 @@ class Deployment:
         self.ssh(web, f"{cli} collab add {DEMO_COLLAB} --title 'Demo collab'")
         self.ssh(web, f"{cli} member add {DEMO_USER} {DEMO_COLLAB} --role editor")
         token = self.ssh(web, f"{cli} token create {DEMO_USER} --days 30").strip().splitlines()[-1]
+        path.touch(mode=0o600)
+        path.write_text(token + "\n")
+        return token
+
+    def admin_token(self) -> str:
+        """An API token of the lab's platform administrator (administrator of the job queue's
+        admin collab), made once and kept in the lab's generated folder (git-ignored)."""
+        path = GENERATED / "admin-token"
+        if path.is_file() and self._token_valid(path.read_text().strip()):
+            return path.read_text().strip()
+        web = self.host("castor", "web")
+        cli = "sudo docker exec nmpi-job-queue-1 nmpi-job-queue"
+        self.ssh(web, f"{cli} user add {ADMIN_USER} --name 'Lab Administrator'")
+        self.ssh(web, f"{cli} collab add {ADMIN_COLLAB} --title 'Platform administrators'")
+        self.ssh(web, f"{cli} member add {ADMIN_USER} {ADMIN_COLLAB} --role administrator")
+        token = self.ssh(web, f"{cli} token create {ADMIN_USER} --days 30").strip().splitlines()[-1]
         path.touch(mode=0o600)
         path.write_text(token + "\n")
         return token

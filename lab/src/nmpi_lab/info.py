@@ -34,10 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     except LookupError as exc:
         print(f"lab-info: {exc}", file=sys.stderr)
         return 1
-    lab.demo_token()  # made once, kept in the generated folder
+    lab.demo_token()  # made once each, kept in the generated folder
+    lab.admin_token()
     sites = {s: lab.host(s, "web").public_ip for s in ("castor", "jusuf")}
     resolved = lab.resolve()
     token_file = deployment.GENERATED / "demo-token"
+    admin_token_file = deployment.GENERATED / "admin-token"
     dns_server = lab.dns_server.public_ip
     # Through the lab's DNS: the same addresses, and no /etc/hosts line that pins them.
     pins = hostdns.pinned(lab.public_name)
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             "demo_user": deployment.DEMO_USER,
             "demo_collab": deployment.DEMO_COLLAB,
             "demo_token_file": str(token_file),
+            "admin_user": deployment.ADMIN_USER,
+            "admin_token_file": str(admin_token_file),
             "monitoring": {
                 "prometheus": lab.prometheus_url,
                 "consoles": f"{lab.prometheus_url}/consoles/index.html",
@@ -82,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  DNS server   {dns_server}   (dig @{dns_server} {lab.public_name})",
         f"  demo token   {token_file}   (user {deployment.DEMO_USER}, "
         f"collab {deployment.DEMO_COLLAB})",
+        f"  admin token  {admin_token_file}   (user {deployment.ADMIN_USER}: decides on "
+        "resource requests, sets quotas)",
         "",
         *_resolution(lab, dns_server, resolved, here, pins),
         "",
