@@ -237,7 +237,9 @@ def test_an_uploaded_archive_runs_on_the_emulator(
         re.compile(r"Finished: \d"), timeout=JOB_DEADLINE_MS
     )
     # The site unpacked the uploaded archive (its log says from where), then ran it.
-    expect(page.get_by_label("Job log")).to_contain_text(f"archive {url}")
+    expect(page.get_by_label("Job log")).to_contain_text(
+        f"archive {url} from the job queue, SHA-256 checked"
+    )
     expect(page.get_by_role("table", name="Output files")).to_contain_text("excitatory.pkl")
 
 

@@ -1,5 +1,6 @@
 """Helpers for the emulator's tests: the job queue's test fixtures and helpers, a queue cleaner,
-a TCP proxy to take the queue away and bring it back, a runner configuration, job submission.
+a TCP proxy to take the queue away and bring it back, a stand-in for the queue's stored code
+archives, a runner configuration, job submission.
 
 platform/job_queue/tests/conftest.py is a module named `conftest` too: it is loaded under
 another name, so that the two do not collide in sys.modules. Its directory goes on sys.path for
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
@@ -147,6 +149,54 @@ class TcpProxy:
                 s.shutdown(2)
             s.close()
         self._open.clear()
+
+
+class ArchiveServer:
+    """An http server on 127.0.0.1 standing in for the job queue's GET /code-archives/...: it
+    answers `files` by request path (query included), those in `keyed` only to a request with
+    that x-api-key (404 otherwise, as the queue does), and `redirects` with a 302 there. Each
+    request's (path, x-api-key or None) is appended to `requests`."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.keyed: dict[str, str] = {}
+        self.redirects: dict[str, str] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                key = self.headers.get("x-api-key")
+                owner.requests.append((self.path, key))
+                if self.path in owner.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", owner.redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = owner.files.get(self.path)
+                required = owner.keyed.get(self.path)
+                if body is None or (required is not None and key != required):
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
+
+    def __enter__(self) -> ArchiveServer:
+        threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.shutdown()
+        self._http.server_close()
 
 
 def make_config(work_root: Path, **changes: Any) -> RunnerConfig:

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import certifi
 import httpx
 import nmpi
 import pytest
 from emulator_testkit import HERE, PLATFORM, clear_queue, submit
-from nmpi_emulator.cli import main, parse_duration, parse_size
+from nmpi_emulator.cli import build_parser, configure, main, parse_duration, parse_size
+from nmpi_emulator.workspace import QueueSource
 from nmpi_lab.processes import free_port
 
 
@@ -205,3 +207,16 @@ def test_selfcheck_runs_pynn_in_the_sandbox(capsys: pytest.CaptureFixture[str]) 
     # Too little memory for NEST: it says so and fails.
     assert main(["selfcheck", "--memory", "100M"]) == 1
     assert "selfcheck FAILED" in capsys.readouterr().err
+
+
+def test_code_archives_come_from_the_queue_polled_with_its_key_and_ca(
+    key_file: Path, tmp_path: Path
+) -> None:
+    options = ["--queue-url", "https://queue.example.org/nmpi/", "--ca-file", certifi.where()]
+    client, config, _ = configure(build_parser().parse_args(args(key_file, tmp_path, *options)))
+    client.close()
+    assert client.base_url == "https://queue.example.org/nmpi"
+    assert config.queue_source == QueueSource(
+        "https://queue.example.org/nmpi", "secret-key", certifi.where()
+    )
+    assert "secret-key" not in repr(config)

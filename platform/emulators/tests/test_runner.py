@@ -3,19 +3,31 @@ claiming, running the script in the sandbox (bwrap) and reporting."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nmpi
 import pytest
-from emulator_testkit import PLATFORM, TcpProxy, clear_queue, make_config, run_admin, submit
+from emulator_testkit import (
+    PLATFORM,
+    TcpProxy,
+    clear_queue,
+    make_config,
+    run_admin,
+    submit,
+)
 from nmpi_emulator import runner
 from nmpi_emulator.queue import ClaimedJob, ClaimLostError, QueueClient
 from nmpi_emulator.runner import interrupted_jobs, run_job
+from nmpi_emulator.workspace import QueueSource
 from nmpi_job_queue.domain import quotas
 
 PYNN_SCRIPT = """\
@@ -258,3 +270,38 @@ def test_report_kept_pending_while_the_queue_is_down_and_delivered_once(
         assert run_job(behind, again, config, threading.Event()) == "finished"
         assert (tmp_path / "work" / str(job_id)).stat().st_mtime_ns == before
     proxy.stop()
+
+
+def test_a_job_whose_code_is_an_archive_stored_in_the_queue_finishes(
+    server: str,
+    site: QueueClient,
+    user: tuple[Any, nmpi.Client],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Uploaded to the real job queue (POST /code-archives/), fetched from it with the key."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    key = site._http.headers["x-api-key"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("run.py", "print('ran from the stored archive')\n")
+    data = buffer.getvalue()
+    account = user[0]
+    uploaded = httpx.post(
+        f"{server}/code-archives/",
+        params={"collab": account.collab, "filename": "model.zip"},
+        content=data,
+        headers={"Authorization": f"Bearer {account.token}"},
+        timeout=30,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    path = uploaded.json()["path"]
+    assert path == f"/code-archives/{hashlib.sha256(data).hexdigest()}.zip"
+    job_id = submit(user, server + path)
+    config = make_config(tmp_path, queue_source=QueueSource(server, key))
+    assert run_job(site, claim(site, job_id), config, threading.Event()) == "finished"
+    job = user[1].get_job(job_id, with_log=True)
+    assert job["status"] == "finished", job["log"]
+    assert f"archive {server}{path} from the job queue, SHA-256 checked" in job["log"]
+    assert "ran from the stored archive" in job["log"]

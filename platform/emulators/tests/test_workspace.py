@@ -1,26 +1,32 @@
-"""workspace.prepare: inline code, a .py URL, archives (and hostile ones), a git repository.
+"""workspace.prepare: inline code, a .py URL, archives (and hostile ones), a git repository,
+archives stored in the job queue.
 
 URLs are served by a local http.server on 127.0.0.1; the git repository is a local bare one
-cloned over file:// (allowed for the test only).
+cloned over file:// (allowed for the test only); the queue's stored archives by ArchiveServer.
 """
 
 from __future__ import annotations
 
+import bz2
 import functools
+import gzip
+import hashlib
 import io
+import lzma
 import os
 import subprocess
 import tarfile
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from emulator_testkit import ArchiveServer
 from nmpi_emulator.errors import JobInputError
-from nmpi_emulator.workspace import InputLimits, prepare
+from nmpi_emulator.workspace import InputLimits, QueueSource, _queue_archive_hash, prepare
 
 MiB = 1 << 20
 LIMITS = InputLimits(max_download_bytes=MiB, max_unpacked_bytes=4 * MiB, max_files=50)
@@ -37,10 +43,14 @@ class _Server(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
-    """(folder, base URL) of an http server on 127.0.0.1 for the folder's files."""
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def served(tmp_path: Path, no_proxy: None) -> Iterator[tuple[Path, str]]:
+    """(folder, base URL) of an http server on 127.0.0.1 for the folder's files."""
     root = tmp_path / "served"
     root.mkdir()
     server = _Server(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
@@ -302,3 +312,192 @@ def test_a_git_repository_too_large_is_refused(bare_repository: Path, job_dir: P
 def test_a_missing_git_repository_is_reported(tmp_path: Path, job_dir: Path) -> None:
     with pytest.raises(JobInputError, match="could not clone"):
         fill(f"file://{tmp_path}/none.git", job_dir, git_protocols="file")
+
+
+# -- archives stored in the job queue (POST /code-archives/) -----------------------------------
+
+KEY = "the-provider-key"
+RUN = b"print('from the queue')\n"
+
+
+@pytest.fixture
+def queue(no_proxy: None) -> Iterator[ArchiveServer]:
+    """The job queue's /code-archives/, under the queue URL's path /api."""
+    with ArchiveServer() as server:
+        yield server
+
+
+@pytest.fixture
+def elsewhere(no_proxy: None) -> Iterator[ArchiveServer]:
+    """Another server: same host as `queue`, another port."""
+    with ArchiveServer() as server:
+        yield server
+
+
+def source(queue: ArchiveServer) -> QueueSource:
+    return QueueSource(f"{queue.url}/api/", KEY)  # its trailing slash is not part of the path
+
+
+COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    "tar": bytes,
+    "tar.gz": gzip.compress,
+    "tar.bz2": bz2.compress,
+    "tar.xz": lzma.compress,
+}
+
+
+def archive_of(fmt: str, run: bytes = RUN) -> bytes:
+    """An archive of the format the queue names (`fmt`) holding run.py."""
+    buffer = io.BytesIO()
+    if fmt == "zip":
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("run.py", run)
+        return buffer.getvalue()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = member("run.py")
+        info.size = len(run)
+        tar.addfile(info, io.BytesIO(run))
+    return COMPRESSORS[fmt](buffer.getvalue())
+
+
+def store(server: ArchiveServer, data: bytes, fmt: str = "tar.gz", sha: str = "") -> str:
+    """Store `data` as the queue does an upload (served to KEY only); its path."""
+    path = f"/api/code-archives/{sha or hashlib.sha256(data).hexdigest()}.{fmt}"
+    server.files[path] = data
+    server.keyed[path] = KEY
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar", "tar.gz", "tar.bz2", "tar.xz"])
+def test_the_queues_own_archive_is_fetched_with_its_key(
+    queue: ArchiveServer, job_dir: Path, fmt: str
+) -> None:
+    path = store(queue, archive_of(fmt), fmt)
+    # No allow_private_hosts: the queue's host is the operator's, private or not.
+    description = prepare(queue.url + path, job_dir, LIMITS, queue_source=source(queue))
+    assert description.startswith(f"archive {queue.url}{path} from the job queue, SHA-256 checked")
+    assert queue.requests == [(path, KEY)]
+    assert (job_dir / "run.py").read_bytes() == RUN
+
+
+def test_an_archive_on_another_port_does_not_get_the_key(
+    queue: ArchiveServer, elsewhere: ArchiveServer, job_dir: Path
+) -> None:
+    data = archive_of("tar.gz")
+    path = f"/api/code-archives/{hashlib.sha256(data).hexdigest()}.tar.gz"
+    elsewhere.files[path] = data
+    with pytest.raises(JobInputError, match="non-public address"):
+        prepare(elsewhere.url + path, job_dir, LIMITS, queue_source=source(queue))
+    description = fill(elsewhere.url + path, job_dir, queue_source=source(queue))
+    assert "from the job queue" not in description
+    assert elsewhere.requests == [(path, None)]
+    assert queue.requests == []
+
+
+@pytest.mark.parametrize(
+    ("shape", "sent"),
+    [
+        pytest.param("/api/code-archives/{short}.tar.gz", None, id="hash-too-short"),
+        pytest.param("/api/code-archives/{upper}.tar.gz", None, id="hash-in-capitals"),
+        pytest.param("/api/code-archives/x/{sha}.tar.gz", None, id="extra-segment"),
+        pytest.param("/api/code-archives/{sha}.tgz", None, id="not-a-queue-format"),
+        pytest.param("/code-archives/{sha}.tar.gz", None, id="outside-the-queue-path"),
+        pytest.param("/api/code-archives/{sha}.tar.gz?download=1", None, id="query"),
+        pytest.param(
+            "/api/code-archives/{sha}.tar.gz#top", "/api/code-archives/{sha}.tar.gz", id="fragment"
+        ),
+    ],
+)
+def test_a_lookalike_path_is_an_ordinary_url(
+    queue: ArchiveServer, job_dir: Path, shape: str, sent: str | None
+) -> None:
+    data = archive_of("tar.gz")
+    sha = hashlib.sha256(data).hexdigest()
+    names = {"sha": sha, "short": sha[:63], "upper": sha.upper()}
+    path = shape.format(**names)
+    served = (sent or shape).format(**names)
+    queue.files[served] = data  # served to anyone, as any web server would
+    with pytest.raises(JobInputError, match="non-public address"):
+        prepare(queue.url + path, job_dir, LIMITS, queue_source=source(queue))
+    description = fill(queue.url + path, job_dir, queue_source=source(queue))
+    assert "from the job queue" not in description
+    assert queue.requests == [(served, None)]
+
+
+@pytest.mark.parametrize(
+    ("url", "own"),
+    [
+        ("https://queue.example.org/code-archives/{sha}.zip", True),
+        ("https://QUEUE.Example.ORG:443/code-archives/{sha}.tar.xz", True),
+        ("https://queue.example.org:8443/code-archives/{sha}.zip", False),
+        ("http://queue.example.org/code-archives/{sha}.zip", False),
+        ("http://queue.example.org:443/code-archives/{sha}.zip", False),
+        ("https://other.example.org/code-archives/{sha}.zip", False),
+        ("https://queue.example.org.evil.example/code-archives/{sha}.zip", False),
+        ("https://user@queue.example.org/code-archives/{sha}.zip", False),
+        ("https://queue.example.org/x/../code-archives/{sha}.zip", False),
+        ("https://queue.example.org\\@other.example/code-archives/{sha}.zip", False),
+        ("https://queue.example.org/code-archives/{sha}.zip/", False),
+        ("https://queue.example.org/code-archives/{sha}.zip?", False),
+        ("https://queue.example.org/code-archives/{sha}.rar", False),
+        ("https://queue.example.org/code-archives/{sha}0.zip", False),
+        ("https://queue.example.org:notaport/code-archives/{sha}.zip", False),
+    ],
+)
+def test_what_is_the_queues_own_archive(url: str, own: bool) -> None:
+    sha = "0123456789abcdef" * 4
+    found = _queue_archive_hash(url.format(sha=sha), QueueSource("https://queue.example.org", KEY))
+    assert found == (sha if own else None)
+
+
+def test_a_queue_under_a_path_owns_only_that_path() -> None:
+    sha = "f" * 64
+    queue = QueueSource("http://127.0.0.1:8000/api/", KEY)
+    assert _queue_archive_hash(f"http://127.0.0.1:8000/api/code-archives/{sha}.tar", queue) == sha
+    assert _queue_archive_hash(f"http://localhost:8000/api/code-archives/{sha}.tar", queue) is None
+    assert _queue_archive_hash(f"http://127.0.0.1:8000/apix/code-archives/{sha}.tar", queue) is None
+    assert _queue_archive_hash(f"http://127.0.0.1:8000/code-archives/{sha}.tar", queue) is None
+    assert _queue_archive_hash(f"http://127.0.0.1:8000/api/code-archives/{sha}.tar", None) is None
+
+
+def test_an_archive_whose_hash_does_not_match_is_refused(
+    queue: ArchiveServer, job_dir: Path
+) -> None:
+    named = "0" * 64
+    path = store(queue, archive_of("tar.gz"), sha=named)
+    actual = hashlib.sha256(queue.files[path]).hexdigest()
+    with pytest.raises(JobInputError, match=f"has SHA-256 {actual}, not the {named} its name says"):
+        prepare(queue.url + path, job_dir, LIMITS, queue_source=source(queue))
+    assert queue.requests == [(path, KEY)]
+    assert listing(job_dir) == []
+
+
+def test_an_archive_the_queue_does_not_hold_is_reported(
+    queue: ArchiveServer, job_dir: Path
+) -> None:
+    path = store(queue, archive_of("zip"), "zip")
+    missing = f"/api/code-archives/{'e' * 64}.zip"
+    expected = r"is not \(or no longer\) stored in the job queue \(HTTP 404\)"
+    with pytest.raises(JobInputError, match=f"code archive {queue.url}{missing} {expected}"):
+        prepare(queue.url + missing, job_dir, LIMITS, queue_source=source(queue))
+    # Answered 404 too without a valid provider key (the queue's contract).
+    wrong = QueueSource(f"{queue.url}/api", "not-the-key")
+    with pytest.raises(JobInputError, match=expected):
+        prepare(queue.url + path, job_dir, LIMITS, queue_source=wrong)
+    assert queue.requests == [(missing, KEY), (path, "not-the-key")]
+
+
+def test_a_redirect_from_the_queue_is_refused(
+    queue: ArchiveServer, elsewhere: ArchiveServer, job_dir: Path
+) -> None:
+    data = archive_of("zip")
+    path = store(queue, data, "zip")
+    elsewhere.files[path] = data
+    queue.redirects[path] = elsewhere.url + path
+    with pytest.raises(JobInputError, match=r"answered .* with a redirect \(HTTP 302\): refused"):
+        prepare(queue.url + path, job_dir, LIMITS, queue_source=source(queue))
+    assert elsewhere.requests == []  # the key went nowhere else
+
+
+def test_the_key_is_not_shown(queue: ArchiveServer) -> None:
+    assert KEY not in repr(source(queue))

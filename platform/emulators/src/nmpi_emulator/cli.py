@@ -313,6 +313,7 @@ def configure(args: argparse.Namespace) -> tuple[QueueClient, RunnerConfig, Emul
     work_root = args.work_root.resolve()
     work_root.mkdir(parents=True, exist_ok=True)
     limits = _limits(args)
+    verify: str | bool = str(args.ca_file) if args.ca_file else True
     input_limits = workspace.InputLimits(
         max_download_bytes=args.max_download,
         max_unpacked_bytes=args.max_unpacked,
@@ -331,11 +332,12 @@ def configure(args: argparse.Namespace) -> tuple[QueueClient, RunnerConfig, Emul
         isolation=args.isolation,
         report_deadline=args.report_deadline,
         python_path=package_path(),
+        queue_source=workspace.QueueSource(queue_url, key, verify),
     )
     client = QueueClient(
         queue_url,
         key,
-        verify=str(args.ca_file) if args.ca_file else True,
+        verify=verify,
         timeout=args.request_timeout,
     )
     service = EmulatorService(

@@ -133,6 +133,12 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def tls_trust(verify: str | bool) -> ssl.SSLContext | bool:
+    """httpx's `verify` for the queue: a CA bundle file (a private CA), or True/False. Also used
+    for the code archives stored in the queue (workspace.py): the same trust as the API's."""
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+
+
 class QueueClient:
     """The job queue's public API, as a hardware site with a provider API key uses it.
 
@@ -154,9 +160,7 @@ class QueueClient:
         rand: Callable[[], float] = random.random,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        tls: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
-        )
+        tls = tls_trust(verify)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._backoff = (backoff_base, backoff_cap)

@@ -79,6 +79,8 @@ class RunnerConfig:
     # After the overlay on the job's PYTHONPATH: where nmpi_emulator itself is, when it is not
     # installed in `python`'s site-packages (a source checkout); see package_path().
     python_path: tuple[Path, ...] = ()
+    # The queue polled (its URL, key, CA): code archives stored in it are fetched from it.
+    queue_source: workspace.QueueSource | None = None
 
 
 def package_path() -> tuple[Path, ...]:
@@ -391,7 +393,11 @@ def _run_job(
         for note in hardware_config.check(config.platform, claimed.job.get("hardware_config")):
             job_log.write(note)
         code = str(claimed.job["code"])
-        job_log.write(workspace.prepare(code, files.job_dir, config.input_limits))
+        job_log.write(
+            workspace.prepare(
+                code, files.job_dir, config.input_limits, queue_source=config.queue_source
+            )
+        )
         argv = command.build_argv(claimed.job.get("command"), config.platform, files.job_dir)
     except JobInputError as error:
         job_log.write(f"the job cannot run: {error}")

@@ -7,6 +7,14 @@ nmpi_saga.py) does, plus the .py URL:
   downloaded and unpacked. If its top level is a single folder (a GitHub "Download ZIP"), that
   folder's contents are moved up so that `run.py` is where the default command looks (the
   reference unpacks as is);
+- the URL of an archive stored in the job queue itself (POST /code-archives/ answers its path),
+  exactly `<queue URL's path>/code-archives/<sha256>.<zip|tar|tar.gz|tar.bz2|tar.xz>` on the
+  queue's scheme, host and port, nothing more (no query, fragment or user): fetched from the
+  queue with the site's provider key (x-api-key) and the queue's TLS trust (--ca-file), no
+  redirect followed, no address check (the operator chose that host; in the lab it is a private
+  address); its SHA-256 must be the one in its name; then unpacked as any other archive. The key
+  goes nowhere else: the queue hands its archives to provider keys only, while every other URL,
+  redirects included, is the user's to choose, and a key sent there would be theirs to reuse;
 - a URL ending in .git, or starting with git+https:// (git+http://): a git repository, cloned
   shallow, without hooks, submodules or symlinks; its .git folder is removed after;
 - a URL ending in .py: the script, saved under its own name and, if that is not run.py, also as
@@ -15,13 +23,15 @@ nmpi_saga.py) does, plus the .py URL:
 - anything else: Python source, written as run.py.
 
 Downloads are capped in size and time; URLs (and redirects) to loopback, private or link-local
-addresses are refused, so a job cannot read the site's internal services through its code URL
-(a DNS answer that changes between the check and the connection is not caught).
+addresses are refused (but for the queue's own archives), so a job cannot read the site's
+internal services through its code URL (a DNS answer that changes between the check and the
+connection is not caught).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import os
 import re
@@ -36,13 +46,14 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
 from nmpi_emulator.errors import JobInputError
+from nmpi_emulator.queue import tls_trust
 from nmpi_emulator.sandbox import folder_size
 
 MiB = 1 << 20
@@ -51,6 +62,9 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".ta
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # never the start of a line of Python
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.py")
 _CHUNK = 65536
+# Below the queue URL's path: an archive stored in the queue (POST /code-archives/ answers it).
+_QUEUE_ARCHIVE = re.compile(r"/code-archives/([0-9a-f]{64})\.(?:zip|tar|tar\.gz|tar\.bz2|tar\.xz)")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,16 @@ class InputLimits:
     timeout_seconds: float = 60.0
 
 
+@dataclass(frozen=True)
+class QueueSource:
+    """The job queue the site polls, for the code archives stored in it: its base URL (as
+    --queue-url), the site's provider key and its QueueClient's `verify` (a CA file or a bool)."""
+
+    base_url: str
+    api_key: str = field(repr=False)  # never in a log line or a traceback
+    verify: str | bool = True
+
+
 def prepare(
     code: str,
     job_dir: Path,
@@ -68,11 +92,13 @@ def prepare(
     *,
     git_protocols: str = "https:http",
     allow_private_hosts: bool = False,
+    queue_source: QueueSource | None = None,
 ) -> str:
     """Fill the empty job_dir from `code`; returns one line for the job's log.
 
     git_protocols is git's GIT_ALLOW_PROTOCOL (tests add "file"); allow_private_hosts lets URLs
-    reach loopback and private addresses (tests serve files on 127.0.0.1).
+    reach loopback and private addresses (tests serve files on 127.0.0.1); queue_source is the
+    job queue whose own archive URLs are fetched with its key (None: no URL is).
     """
     if any(job_dir.iterdir()):
         raise ValueError(f"{job_dir} is not empty")
@@ -94,7 +120,7 @@ def prepare(
             url = text[4:] if scheme.startswith("git+") else text
             return _clone(url, job_dir, limits, git_protocols, allow_private_hosts)
         if scheme in ("http", "https") and path.endswith(ARCHIVE_SUFFIXES):
-            return _archive(text, job_dir, limits, allow_private_hosts)
+            return _archive(text, job_dir, limits, allow_private_hosts, queue_source)
         if scheme in ("http", "https") and path.endswith(".py"):
             return _script(text, job_dir, limits, allow_private_hosts)
         raise JobInputError(
@@ -124,11 +150,16 @@ def _script(url: str, job_dir: Path, limits: InputLimits, allow_private: bool) -
     return f"script {_shown(url)} ({size} bytes) as {saved}"
 
 
-def _archive(url: str, job_dir: Path, limits: InputLimits, allow_private: bool) -> str:
+def _archive(
+    url: str, job_dir: Path, limits: InputLimits, allow_private: bool, queue: QueueSource | None
+) -> str:
     path = urlsplit(url).path.lower()
+    expected = _queue_archive_hash(url, queue)
     with tempfile.TemporaryDirectory(prefix="nmpi-download-") as scratch:
         archive = Path(scratch) / "archive"
-        _download(url, archive, limits, allow_private)
+        _download(url, archive, limits, allow_private, queue if expected else None)
+        if expected:
+            _check_sha256(archive, expected, url)
         staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=job_dir))
         try:
             if path.endswith(".zip"):
@@ -139,7 +170,46 @@ def _archive(url: str, job_dir: Path, limits: InputLimits, allow_private: bool) 
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     note = f", single top-level folder {flattened}/ moved up" if flattened else ""
-    return f"archive {_shown(url)} ({count} files, {size} bytes unpacked{note})"
+    origin = " from the job queue, SHA-256 checked" if expected else ""
+    return f"archive {_shown(url)}{origin} ({count} files, {size} bytes unpacked{note})"
+
+
+def _queue_archive_hash(url: str, queue: QueueSource | None) -> str | None:
+    """The SHA-256 in `url` if it is one of the queue's own archives, else None."""
+    # A query, fragment or user part is never in a URL the queue hands out, and a backslash is
+    # read as "/" by some URL parsers: whatever is not exactly the form gets no key.
+    if queue is None or any(char in url for char in "?#@\\"):
+        return None
+    mine, theirs = urlsplit(url), urlsplit(queue.base_url)
+    scheme = mine.scheme.lower()
+    try:
+        port = mine.port or _DEFAULT_PORTS.get(scheme)
+        queue_port = theirs.port or _DEFAULT_PORTS.get(theirs.scheme.lower())
+    except ValueError:  # not a port number
+        return None
+    if (
+        scheme != theirs.scheme.lower()
+        or mine.hostname is None
+        or mine.hostname != theirs.hostname  # both lowercased by urlsplit
+        or port != queue_port
+        or ".." in mine.path.split("/")
+    ):
+        return None
+    prefix = theirs.path.rstrip("/")
+    if not mine.path.startswith(prefix):
+        return None
+    match = _QUEUE_ARCHIVE.fullmatch(mine.path[len(prefix) :])
+    return match.group(1) if match else None
+
+
+def _check_sha256(archive: Path, expected: str, url: str) -> None:
+    with archive.open("rb") as file:
+        actual = hashlib.file_digest(file, "sha256").hexdigest()
+    if actual != expected:
+        raise JobInputError(
+            f"the code archive {_shown(url)} from the job queue has SHA-256 {actual}, not the"
+            f" {expected} its name says: refused"
+        )
 
 
 def _clone(
@@ -235,8 +305,15 @@ def _run_bounded(command: list[str], env: dict[str, str], target: Path, limits: 
     return ""
 
 
-def _download(url: str, target: Path, limits: InputLimits, allow_private: bool) -> int:
-    """Stream url to target, at most max_download_bytes within timeout_seconds."""
+def _download(
+    url: str,
+    target: Path,
+    limits: InputLimits,
+    allow_private: bool,
+    queue: QueueSource | None = None,
+) -> int:
+    """Stream url to target, at most max_download_bytes within timeout_seconds. With `queue`
+    (url is one of its archives): its key and TLS trust, no redirect, no address check."""
     cap = limits.max_download_bytes
     deadline = time.monotonic() + limits.timeout_seconds
     shown = _shown(url)
@@ -244,21 +321,28 @@ def _download(url: str, target: Path, limits: InputLimits, allow_private: bool) 
     def check(request: httpx.Request) -> None:  # each request, redirects included
         _check_host(str(request.url), allow_private)
 
-    # The system's CAs; OpenSSL's default paths honour SSL_CERT_FILE / SSL_CERT_DIR.
-    context = ssl.create_default_context()
+    if queue is None:
+        client = httpx.Client(
+            # The system's CAs; OpenSSL's default paths honour SSL_CERT_FILE / SSL_CERT_DIR.
+            verify=ssl.create_default_context(),
+            timeout=limits.timeout_seconds,
+            follow_redirects=True,
+            max_redirects=5,
+            event_hooks={"request": [check]},
+        )
+    else:
+        client = httpx.Client(
+            verify=tls_trust(queue.verify),
+            timeout=limits.timeout_seconds,
+            # identity: the bytes read (raw) are the ones the hash in the URL is of.
+            headers={"x-api-key": queue.api_key, "Accept-Encoding": "identity"},
+            # httpx would keep a custom header on a redirect to another host: none is followed.
+            follow_redirects=False,
+        )
     try:
-        with (
-            httpx.Client(
-                verify=context,
-                timeout=limits.timeout_seconds,
-                follow_redirects=True,
-                max_redirects=5,
-                event_hooks={"request": [check]},
-            ) as client,
-            client.stream("GET", url) as response,
-        ):
+        with client, client.stream("GET", url) as response:
             if response.status_code != 200:
-                raise JobInputError(f"could not download {shown}: HTTP {response.status_code}")
+                raise JobInputError(_http_refusal(shown, response.status_code, queue is not None))
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > cap:
                 raise JobInputError(f"{shown} is {declared} bytes; at most {cap} allowed")
@@ -276,6 +360,22 @@ def _download(url: str, target: Path, limits: InputLimits, allow_private: bool) 
     except httpx.HTTPError as error:
         raise JobInputError(f"could not download {shown}: {error}") from None
     return size
+
+
+def _http_refusal(shown: str, status: int, from_queue: bool) -> str:
+    if not from_queue:
+        return f"could not download {shown}: HTTP {status}"
+    if status == 404:
+        return (
+            f"the code archive {shown} is not (or no longer) stored in the job queue (HTTP 404);"
+            " upload it again"
+        )
+    if 300 <= status < 400:
+        return (
+            f"the job queue answered {shown} with a redirect (HTTP {status}): refused, its code"
+            " archives are served directly"
+        )
+    return f"could not download {shown} from the job queue: HTTP {status}"
 
 
 def _check_host(url: str, allow_private: bool) -> None:
