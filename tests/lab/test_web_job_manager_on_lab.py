@@ -261,6 +261,7 @@ def test_an_administrator_decides_on_requests_and_sets_quotas(
         dialog.get_by_role("button", name="Save and submit").click()
         expect(page.get_by_role("article", name=title)).to_contain_text("under review")
 
+    assert context.browser is not None
     admin_context = browser.new_context(context.browser)  # its own cookies
     admin = admin_context.new_page()
     try:
