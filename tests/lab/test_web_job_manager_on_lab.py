@@ -95,7 +95,15 @@ def axe_check(page: Page, name: str) -> None:
     does not govern): no serious or critical violation of WCAG 2.1 A/AA."""
     # Colours are read once transitions have ended (a button fading in is not its contrast).
     page.wait_for_load_state("networkidle")
-    page.wait_for_function("document.getAnimations().every(a => a.playState !== 'running')")
+    # Polled from here: page.wait_for_function polls with eval() in the page, which the
+    # policy forbids ('unsafe-eval' is not allowed), while page.evaluate goes through DevTools.
+    settled = "document.getAnimations().every(a => a.playState !== 'running')"
+    for _ in range(100):
+        if page.evaluate(settled):
+            break
+        page.wait_for_timeout(100)
+    else:
+        pytest.fail(f"{name}: animations still running after 10 s")
     page.evaluate(AXE.read_text())
     result: dict[str, Any] = page.evaluate(
         "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}})"
@@ -222,7 +230,7 @@ def test_an_uploaded_archive_runs_on_the_emulator(
     page.get_by_role("tab", name="Archive (zip/tar)").click()
     expect(page.get_by_role("button", name="Upload an archive")).to_be_visible()
     page.get_by_label("Archive file").set_input_files(archive)
-    expect(page.get_by_role("status")).to_contain_text(
+    expect(page.get_by_role("status").filter(has_text="Uploaded")).to_contain_text(
         "Uploaded spinnaker-example.tar.gz", timeout=60_000
     )
     url = page.get_by_label("Archive URL").input_value()
@@ -233,9 +241,10 @@ def test_an_uploaded_archive_runs_on_the_emulator(
     axe_check(page, "new job, archive uploaded")
     page.get_by_role("button", name="Submit job").click()
     page.wait_for_url(re.compile(r"/jobs/\d+$"), timeout=30_000)
-    expect(page.get_by_label("Status timeline")).to_contain_text(
-        re.compile(r"Finished: \d"), timeout=JOB_DEADLINE_MS
-    )
+    timeline = page.get_by_label("Status timeline")
+    expect(timeline).to_contain_text(re.compile(r"(Finished|Failed): \d"), timeout=JOB_DEADLINE_MS)
+    if "Failed:" in timeline.inner_text():
+        pytest.fail(f"the job failed; its log: {page.get_by_label('Job log').inner_text()[-2000:]}")
     # The site unpacked the uploaded archive (its log says from where), then ran it.
     expect(page.get_by_label("Job log")).to_contain_text(
         f"archive {url} from the job queue, SHA-256 checked"
