@@ -24,11 +24,15 @@ export function formatDuration(ms: number | null | undefined): string {
   return `${Math.floor(hours / 24)} d ${hours % 24} h`;
 }
 
+// One formatter for every date shown: toLocaleString(…, options) builds a new one per call,
+// which costs a list of 100 jobs a visible share of its rendering.
+let dateFormat: Intl.DateTimeFormat | null = null;
+
 export function formatDate(iso: string | null | undefined): string {
   if (!iso) return "—";
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
-  return date.toLocaleString(undefined, {
+  dateFormat ??= new Intl.DateTimeFormat(undefined, {
     year: "numeric",
     month: "short",
     day: "2-digit",
@@ -36,6 +40,7 @@ export function formatDate(iso: string | null | undefined): string {
     minute: "2-digit",
     second: "2-digit",
   });
+  return dateFormat.format(date);
 }
 
 /** Submission to completion (the API records no start time), or to now while not finished. */

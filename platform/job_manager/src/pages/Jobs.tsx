@@ -8,7 +8,7 @@ import Stack from "@mui/material/Stack";
 import TextField from "@mui/material/TextField";
 import Typography from "@mui/material/Typography";
 import { jobsUrl, listJobsPage, listTags } from "../api/client";
-import { JOB_STATUSES, type JobFilters, type JobSummary } from "../api/types";
+import { JOB_STATUSES, type JobFilters, type JobSummary, type Page } from "../api/types";
 import { ErrorAlert } from "../components/ErrorAlert";
 import { JobsTable } from "../components/JobsTable";
 import { Loading } from "../components/Loading";
@@ -70,8 +70,8 @@ export default function Jobs() {
     listTags(collab).then(setTags).catch(() => setTags([]));
   }, [collab]);
 
-  const load = useCallback(async (target: string, signal?: AbortSignal) => {
-    const page = await listJobsPage(target, signal);
+  const load = useCallback(async (target: string, signal?: AbortSignal, pending?: Promise<Page<JobSummary>>) => {
+    const page = await (pending ?? listJobsPage(target, signal));
     if (current.current !== target) return; // the user moved on meanwhile
     setJobs(page.items);
     setNext(page.next);
@@ -79,10 +79,22 @@ export default function Jobs() {
     setNow(Date.now());
   }, []);
 
+  // The first page is asked for while the page first renders rather than after: rendering the
+  // filters takes a few hundred ms on a slow machine, and the request runs meanwhile.
+  const early = useRef<{ url: string; page: Promise<Page<JobSummary>> } | null>(null);
+  if (early.current === null) {
+    const page = listJobsPage(firstUrl);
+    page.catch(() => undefined); // handled where it is awaited (an unmount never awaits it)
+    early.current = { url: firstUrl, page };
+  }
+
   useEffect(() => {
     const controller = new AbortController();
     setBusy(true);
-    load(url, controller.signal)
+    const first = early.current;
+    const pending = first && first.url === url ? first.page : undefined;
+    if (first) early.current = { url: "", page: first.page }; // used once
+    load(url, controller.signal, pending)
       .catch((e: Error) => {
         if (e.name !== "AbortError") setError(e.message);
       })

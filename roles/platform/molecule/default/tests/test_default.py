@@ -166,6 +166,20 @@ def test_request_id_goes_through(web: Site) -> None:
     assert reply.headers["x-request-id"] == request_id
 
 
+def test_a_body_over_the_sites_limit_is_refused_in_json(web: Site) -> None:
+    """Over platform_client_max_body_size (16m), nginx answers itself: in the API's shape (the
+    web app shows `detail`), with the security headers, not nginx's HTML page."""
+    reply = web.post(
+        "/code-archives/?collab=c&filename=a.tar",
+        content=b"\0" * (16 * 1024 * 1024 + 1),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert reply.status_code == 413
+    assert reply.headers["content-type"].startswith("application/json")
+    assert "at most 16m" in reply.json()["detail"]
+    assert reply.headers["x-content-type-options"] == "nosniff"
+
+
 def test_job_manager_page(web: Site) -> None:
     assert web.get("/app").status_code == 301
     page = web.get("/app/")
