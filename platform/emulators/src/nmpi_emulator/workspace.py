@@ -480,19 +480,19 @@ def _extract(
         target.symlink_to(member.linkname)
         return
     if member.islnk():
-        source = (dest / member.linkname).resolve()
-        if not source.is_relative_to(dest.resolve()) or not source.is_file():
+        linked = (dest / member.linkname).resolve()
+        if not linked.is_relative_to(dest.resolve()) or not linked.is_file():
             raise JobInputError(
                 f"the code archive has an unsafe entry: {member.name!r} is a hard link to"
                 f" {member.linkname!r}, which is not a file unpacked in its folder"
             )
-        shutil.copyfile(source, target)
+        shutil.copyfile(linked, target)
         return
     extracted = tar.extractfile(member)
     if extracted is None:  # a regular member always has data; a broken archive may not
         raise JobInputError(f"the code archive's {member.name!r} cannot be read")
-    with extracted as source, target.open("xb") as sink:
-        _copy(source.read, sink.write, 0, limits)
+    with extracted as data, target.open("xb") as sink:
+        _copy(data.read, sink.write, 0, limits)
     target.chmod(0o755 if member.mode & 0o111 else 0o644)
 
 
