@@ -30,7 +30,10 @@ from nmpi_job_queue.oidc_login import OidcLoginError, check_id_token, safe_next
 from nmpi_job_queue.web_sessions import COOKIE
 
 CLIENT_ID = "job-manager"
-CLIENT_SECRET = "s3cret:with/odd chars"
+# Made per run (a credential never written in a file), with the characters that
+# client_secret_basic must form-encode (RFC 6749, 2.3.1); the token part has none.
+SECRET_TOKEN = secrets.token_urlsafe(16)
+CLIENT_SECRET = f"{SECRET_TOKEN}:with/odd chars"
 REDIRECT_URL = "https://nmpi.example.org/auth/callback"
 
 
@@ -128,7 +131,8 @@ class _Provider(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
         self.behaviour.token_calls.append(form)
-        expected = base64.b64encode(b"job-manager:s3cret%3Awith%2Fodd%20chars").decode()
+        encoded = f"job-manager:{SECRET_TOKEN}%3Awith%2Fodd%20chars"
+        expected = base64.b64encode(encoded.encode()).decode()
         if self.headers.get("Authorization") != f"Basic {expected}":
             self._json(401, {"error": "invalid_client", "error_description": "bad credentials"})
             return
