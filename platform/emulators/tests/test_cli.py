@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,11 +22,13 @@ from nmpi_emulator.cli import build_parser, configure, main, parse_duration, par
 from nmpi_emulator.workspace import QueueSource
 from nmpi_lab.processes import free_port
 
+KEY = "key-" + secrets.token_hex(16)  # made per run: no credential is written in a file
+
 
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "key"
-    path.write_text("secret-key\n")
+    path.write_text(KEY + "\n")
     path.chmod(0o600)
     return path
 
@@ -217,6 +220,6 @@ def test_code_archives_come_from_the_queue_polled_with_its_key_and_ca(
     client.close()
     assert client.base_url == "https://queue.example.org/nmpi"
     assert config.queue_source == QueueSource(
-        "https://queue.example.org/nmpi", "secret-key", certifi.where()
+        "https://queue.example.org/nmpi", KEY, certifi.where()
     )
-    assert "secret-key" not in repr(config)
+    assert KEY not in repr(config)

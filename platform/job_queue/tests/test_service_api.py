@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import uuid
@@ -157,10 +158,11 @@ def test_bad_settings_name_the_variable(env: dict[str, str], expected: str) -> N
 
 def test_check_config_hides_the_password() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NMPI_")}
-    env["NMPI_DATABASE_URL"] = "postgresql://nmpi:s3cret@db1:5432,db2:5432/nmpi"
+    password = "pw-" + secrets.token_hex(8)  # made per run
+    env["NMPI_DATABASE_URL"] = f"postgresql://nmpi:{password}@db1:5432,db2:5432/nmpi"
     result = subprocess.run(
         [sys.executable, "-m", "nmpi_job_queue.cli", "check-config"],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert "s3cret" not in result.stdout
+    assert password not in result.stdout
     assert "nmpi:***@db1:5432,db2:5432/nmpi" in result.stdout
