@@ -208,33 +208,44 @@ class Deployment:
         return result.stdout
 
     def demo_token(self) -> str:
-        """An API token of the demo user (member of the demo collab), made once and kept in
+        """An API token of the demo user (editor of the demo collab), made once and kept in
         the lab's generated folder (git-ignored)."""
-        path = GENERATED / "demo-token"
-        if path.is_file() and self._token_valid(path.read_text().strip()):
-            return path.read_text().strip()
-        web = self.host("castor", "web")
-        cli = "sudo docker exec nmpi-job-queue-1 nmpi-job-queue"
-        self.ssh(web, f"{cli} user add {DEMO_USER} --name 'Demo User' --email demo@lab.example")
-        self.ssh(web, f"{cli} collab add {DEMO_COLLAB} --title 'Demo collab'")
-        self.ssh(web, f"{cli} member add {DEMO_USER} {DEMO_COLLAB} --role editor")
-        token = self.ssh(web, f"{cli} token create {DEMO_USER} --days 30").strip().splitlines()[-1]
-        path.touch(mode=0o600)
-        path.write_text(token + "\n")
-        return token
+        return self._member_token(
+            "demo-token",
+            DEMO_USER,
+            "--name 'Demo User' --email demo@lab.example",
+            DEMO_COLLAB,
+            "Demo collab",
+            "editor",
+        )
 
     def admin_token(self) -> str:
         """An API token of the lab's platform administrator (administrator of the job queue's
         admin collab), made once and kept in the lab's generated folder (git-ignored)."""
-        path = GENERATED / "admin-token"
+        return self._member_token(
+            "admin-token",
+            ADMIN_USER,
+            "--name 'Lab Administrator'",
+            ADMIN_COLLAB,
+            "Platform administrators",
+            "administrator",
+        )
+
+    def _member_token(
+        self, file: str, user: str, user_options: str, collab: str, title: str, role: str
+    ) -> str:
+        """The token kept in GENERATED/file while the platform still knows it; otherwise the
+        user, the collab and the membership are made (each command is idempotent) and a new
+        30-day token is kept."""
+        path = GENERATED / file
         if path.is_file() and self._token_valid(path.read_text().strip()):
             return path.read_text().strip()
         web = self.host("castor", "web")
         cli = "sudo docker exec nmpi-job-queue-1 nmpi-job-queue"
-        self.ssh(web, f"{cli} user add {ADMIN_USER} --name 'Lab Administrator'")
-        self.ssh(web, f"{cli} collab add {ADMIN_COLLAB} --title 'Platform administrators'")
-        self.ssh(web, f"{cli} member add {ADMIN_USER} {ADMIN_COLLAB} --role administrator")
-        token = self.ssh(web, f"{cli} token create {ADMIN_USER} --days 30").strip().splitlines()[-1]
+        self.ssh(web, f"{cli} user add {user} {user_options}")
+        self.ssh(web, f"{cli} collab add {collab} --title '{title}'")
+        self.ssh(web, f"{cli} member add {user} {collab} --role {role}")
+        token = self.ssh(web, f"{cli} token create {user} --days 30").strip().splitlines()[-1]
         path.touch(mode=0o600)
         path.write_text(token + "\n")
         return token

@@ -12,6 +12,7 @@ import TableRow from "@mui/material/TableRow";
 import Typography from "@mui/material/Typography";
 import Paper from "@mui/material/Paper";
 import type { JobSummary } from "../api/types";
+import { statusColour } from "./StatusChip";
 import { formatDate, formatDuration, jobDuration } from "../lib/format";
 
 interface Props {
@@ -25,15 +26,6 @@ interface Props {
   busy?: boolean;
   now?: number;
 }
-
-// The status colours of StatusChip, for the rows' lightweight chips.
-const STATUS_CLASS: Record<string, string> = {
-  validated: "info",
-  mapped: "info",
-  running: "primary",
-  finished: "success",
-  error: "error",
-};
 
 // 100 rows of MUI TableCells, Links and Chips cost some 400 ms of rendering on a slow machine
 // (each is an emotion-styled component): the rows are plain elements styled once, by the
@@ -63,7 +55,7 @@ const ROWS_SX = {
   },
   "& .chip.outlined": { bgcolor: "transparent", border: 1, borderColor: "grey.400" },
   ...Object.fromEntries(
-    ["info", "primary", "success", "error"].map((c) => [`& .chip.${c}`, { bgcolor: `${c}.main`, color: `${c}.contrastText` }]),
+    ["info", "primary", "warning", "success", "error", "secondary"].map((c) => [`& .chip.${c}`, { bgcolor: `${c}.main`, color: `${c}.contrastText` }]),
   ),
   "& .tags": { display: "flex", flexWrap: "wrap", gap: 0.5 },
   "& .nowrap": { whiteSpace: "nowrap" },
@@ -71,7 +63,8 @@ const ROWS_SX = {
 
 const JobRow = memo(function JobRow({ job, collab, now }: { job: JobSummary; collab: string; now: number }) {
   const href = `/collabs/${encodeURIComponent(collab)}/jobs/${job.id}`;
-  const status = job.status === "removed" ? "outlined" : STATUS_CLASS[job.status] ?? "";
+  const colour = statusColour(job.status);
+  const status = job.status === "removed" ? "outlined" : colour === "default" ? "" : colour;
   return (
     <tr>
       <th scope="row">

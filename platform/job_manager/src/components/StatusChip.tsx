@@ -1,7 +1,9 @@
 import Chip from "@mui/material/Chip";
 import type { JobStatus } from "../api/types";
 
-const COLOURS: Record<string, "default" | "info" | "primary" | "warning" | "success" | "error" | "secondary"> = {
+export type StatusColour = "default" | "info" | "primary" | "warning" | "success" | "error" | "secondary";
+
+const COLOURS: Record<string, StatusColour> = {
   submitted: "default",
   validated: "info",
   mapped: "info",
@@ -11,7 +13,12 @@ const COLOURS: Record<string, "default" | "info" | "primary" | "warning" | "succ
   removed: "default",
 };
 
+/** A job status's colour in the theme's palette ("default": none). */
+export function statusColour(status: JobStatus | string): StatusColour {
+  return COLOURS[status] ?? "default";
+}
+
 /** The status as a coloured chip with its name as text (colour is never the only cue). */
 export function StatusChip({ status }: { status: JobStatus | string }) {
-  return <Chip size="small" label={status} color={COLOURS[status] ?? "default"} variant={status === "removed" ? "outlined" : "filled"} />;
+  return <Chip size="small" label={status} color={statusColour(status)} variant={status === "removed" ? "outlined" : "filled"} />;
 }

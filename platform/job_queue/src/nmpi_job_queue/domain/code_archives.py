@@ -16,10 +16,10 @@ import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -143,7 +143,10 @@ async def store(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
         {"key": f"code-archives:{collab}"},
     )
-    existing = await session.get(models.CodeArchive, (collab, sha256))
+    # Its metadata only: the answer never carries the bytes, which may be 16 MiB.
+    existing = await session.get(
+        models.CodeArchive, (collab, sha256), options=[defer(models.CodeArchive.content)]
+    )
     if existing is not None:
         return Stored(existing, created=False)
     total = await stored_bytes(session, collab)
@@ -154,21 +157,20 @@ async def store(
             f"{limits.CODE_ARCHIVES_MAX_BYTES_PER_COLLAB} bytes: delete archives it no longer "
             "needs (DELETE /code-archives/<name>?collab=...)"
         )
-    await session.execute(
-        insert(models.CodeArchive)
-        .values(
-            collab=collab,
-            sha256=sha256,
-            format=archive_format,
-            size=len(data),
-            filename=filename,
-            uploaded_by=user,
-            content=data,
-        )
-        .on_conflict_do_nothing()
+    # A plain insert: the collab's lock is held and the row was absent. The time is set here so
+    # that the answer needs no read of the row (and its bytes) back.
+    archive = models.CodeArchive(
+        collab=collab,
+        sha256=sha256,
+        format=archive_format,
+        size=len(data),
+        filename=filename,
+        uploaded_by=user,
+        uploaded=datetime.now(UTC),
+        content=data,
     )
-    archive = await session.get(models.CodeArchive, (collab, sha256))
-    assert archive is not None  # inserted above, under the collab's lock
+    session.add(archive)
+    await session.flush()
     return Stored(archive, created=True)
 
 
