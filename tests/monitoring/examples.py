@@ -100,4 +100,16 @@ EXAMPLES: dict[str, Example] = {
     "BackupStale": Example(
         {**target("node", "castor-db-1", "castor", 9100), "backup": "database"}, "ticket"
     ),
+    "BackupFailed": Example(
+        {**target("node", "witness-1", "witness", 9100), "backup": "database"}, "ticket"
+    ),
+    "BackupStanzaNotOk": Example(
+        {**target("node", "witness-1", "witness", 9100), "stanza": "nmpi"}, "ticket"
+    ),
+    "RestoreDrillFailed": Example(target("node", "witness-1", "witness", 9100), "ticket"),
+    "RestoreDrillStale": Example(target("node", "witness-1", "witness", 9100), "ticket"),
+    "WalArchivingFailing": Example(
+        {**target("postgres", "castor-db-1", "castor", 9187), "server": "127.0.0.1:5432"},
+        "ticket",
+    ),
 }
