@@ -16,7 +16,7 @@ export OS_CLIENT_CONFIG_FILE ?= $(CURDIR)/.cache/devstack/clouds.yaml
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup images job-manager lint test test-fast test-lab chaos logs bench-failover bench-monitoring bench-emulators bench-job-manager molecule bench bench-lab bench-deploy lab lab-info lab-down devstack devstack-status devstack-down devstack-clean clean
+.PHONY: help setup images job-manager lint test test-fast test-lab chaos logs bench-failover bench-monitoring bench-emulators bench-job-manager bench-backup molecule bench bench-lab bench-deploy lab lab-info lab-down devstack devstack-status devstack-down devstack-clean clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -94,6 +94,9 @@ bench-emulators: setup ## The emulated hardware sites on the deployed lab: submi
 
 bench-job-manager: setup ## The Job Manager on the deployed lab: a page of 100 jobs out of 100,000 in Chromium (median), the first page's gzipped weight [BENCH_ARGS=--runs N]
 	python -m nmpi_lab.bench_job_manager $(BENCH_ARGS)
+
+bench-backup: setup ## Backup and restore of a 100,000-job database on the deployed lab: times and repository size [BENCH_ARGS=--jobs N]
+	python -m nmpi_lab.bench_backup $(BENCH_ARGS)
 
 bench-deploy: images job-manager ## Deploy figures on the lab: site.yml cold, end to end (lab stopped), re-run (destroys the lab's platform)
 	python -m nmpi_lab.bench_deploy $(BENCH_ARGS)

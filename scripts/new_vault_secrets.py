@@ -52,6 +52,16 @@ SECRETS: dict[str, str] = {
     "vault_nmpi_tsig_deploy_secret": "tsig",
     "vault_nmpi_tsig_failover_secret": "tsig",
     "vault_nmpi_monitoring_web_password": "password",
+    "vault_nmpi_pgbackrest_cipher_pass": "password",
+}
+
+# Secrets that --rotate refuses, and why: a new value would not re-key what the old one protects.
+NOT_ROTATABLE: dict[str, str] = {
+    "vault_nmpi_pgbackrest_cipher_pass": (
+        "it encrypts the backup repository at the witness; a new value cannot read the existing "
+        "backups and WAL (a new repository needs a new stanza and a new full backup: "
+        "docs/backups.md)"
+    ),
 }
 
 DESCRIPTION = f"""\
@@ -59,9 +69,10 @@ Create or complete the ansible-vault file of a production inventory's secrets,
 <inventory>/{VAULT_FILE}, without ever printing a secret.
 
 Every variable the inventory's group_vars/all/main.yml maps from the vault gets a strong
-random value: the database passwords {PASSWORD_LENGTH} random letters and digits, the TSIG
-secrets the base64 of {TSIG_BYTES} random bytes (hmac-sha256). The file is encrypted with
-`ansible-vault encrypt` (the plaintext never touches the disk) and written atomically.
+random value: the passwords and the backup repository's passphrase {PASSWORD_LENGTH} random
+letters and digits, the TSIG secrets the base64 of {TSIG_BYTES} random bytes (hmac-sha256).
+The file is encrypted with `ansible-vault encrypt` (the plaintext never touches the disk) and
+written atomically.
 
 Re-running is safe: values already in the vault are kept, only missing ones are added, and
 a vault with nothing missing is left untouched (not even re-encrypted). Changing a secret is
@@ -290,6 +301,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{real_vault}: {len(SECRETS) - len(missing)} of {len(SECRETS)} secrets present")
         return 1 if missing else 0
 
+    for name in args.rotate:
+        if name in NOT_ROTATABLE and name not in missing:
+            raise RefusedError(f"{name} cannot be rotated here: {NOT_ROTATABLE[name]}")
     rotated = [name for name in args.rotate if name not in missing]
     for name in SECRETS:
         if name in missing or name in rotated:

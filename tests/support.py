@@ -7,11 +7,12 @@ import os
 import re
 import subprocess
 import sys
+import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 ROLES = REPO / "roles"
@@ -430,3 +431,16 @@ def _precheck_alone(case: PrecheckCase, folder: Path) -> PrecheckResult:
     run = run_playbook(play, folder, variables, "--tags", "precheck")
     output = run.stdout + run.stderr
     return PrecheckResult(run.returncode, output, "", output)
+
+
+_T = TypeVar("_T")
+
+
+def eventually(check: Callable[[], _T], timeout: float = 120.0, every: float = 5.0) -> _T:
+    """The first truthy result of `check`, or its last result after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(every)

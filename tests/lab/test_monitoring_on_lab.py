@@ -10,18 +10,16 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from nmpi_lab import bench_monitoring, browser, deployment
 
-from tests.support import REPO, tool_env
+from tests.support import REPO, eventually, tool_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
-T = TypeVar("T")
 EXPECTED_JOBS = {
     "node": 6,
     "docker": 6,
@@ -42,16 +40,6 @@ EXPECTED_JOBS = {
     "blackbox_exporter": 1,
 }
 CHROMIUM = "/usr/bin/chromium"
-
-
-def eventually(check: Callable[[], T], timeout: float = 120.0, every: float = 5.0) -> T:
-    """The first truthy result of `check`, or its last result after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(every)
 
 
 def _targets(lab: deployment.Deployment) -> list[dict[str, Any]]:

@@ -125,6 +125,9 @@ COVERED_BY = {
     "postgres_exporter": "patroni:default",
     "nginx_exporter": "platform:default",
     "nmpi_common": "every scenario",
+    # Its TLS servers need the database members, the witness and their names across locations:
+    # the lab's two sites and witness, where site.yml deploys it.
+    "pgbackrest": "tests/lab/test_backups_on_lab.py",
 }
 
 

@@ -131,6 +131,7 @@ def test_the_security_policy_opens_the_services_ports() -> None:
             ("tcp", 2379, 2380),
             ("tcp", 5432, 5432),
             ("tcp", 8008, 8008),
+            ("tcp", 8432, 8432),
             ("tcp", 9100, 9100),
             ("tcp", 9187, 9187),
             ("tcp", 9444, 9444),
@@ -139,6 +140,7 @@ def test_the_security_policy_opens_the_services_ports() -> None:
             ("tcp", 22, 22),
             ("tcp", 53, 53),
             ("tcp", 2379, 2380),
+            ("tcp", 8432, 8432),
             ("tcp", 9090, 9090),
             ("tcp", 9093, 9093),
             ("tcp", 19532, 19532),
@@ -162,6 +164,11 @@ def test_the_security_policy_opens_the_services_ports() -> None:
     # witness's own region (the lab's hardware sites: its floating IP range).
     logs = [r for r in groups["nmpi-castor-witness"] if r["port_range_min"] == 19532]
     assert [r["remote_ip_prefix"] for r in logs] == ["203.0.113.0/24", "198.51.100.0/24"]
+    # pgBackRest's servers: the repository at the witness and the members reach each other
+    # across locations only (their floating IPs), never from anywhere else.
+    for group in ("nmpi-castor-db", "nmpi-castor-witness"):
+        backups = [r for r in groups[group] if r["port_range_min"] == 8432]
+        assert [r["remote_ip_prefix"] for r in backups] == ["198.51.100.0/24"]
     # Users download their jobs' outputs from the hardware sites.
     outputs = [r for r in groups["nmpi-castor-hardware_sites"] if r["port_range_min"] == 8443]
     assert [r["remote_ip_prefix"] for r in outputs] == ["0.0.0.0/0"]

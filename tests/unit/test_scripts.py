@@ -199,6 +199,12 @@ def test_new_vault_secrets_keeps_values_and_rotates_only_the_named_one(
     assert_strong(second)
     assert_never_shown(rotated, first | second)
 
+    # The backup repository's passphrase cannot be rotated: the old backups need the old one.
+    cipher = new_vault_secrets(inventory, password, "--rotate", "vault_nmpi_pgbackrest_cipher_pass")
+    assert cipher.returncode == 2
+    assert "cannot be rotated" in cipher.stderr
+    assert read_vault(inventory, password) == second
+
 
 def test_new_vault_secrets_adds_only_the_missing_and_keeps_other_variables(
     vault_inventory: tuple[Path, Path],
