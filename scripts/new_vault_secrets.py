@@ -41,18 +41,22 @@ PASSWORD_LENGTH = 32
 # hmac-sha256, the TSIG algorithm of the DNS roles: a key as long as the hash (RFC 8945).
 TSIG_BYTES = 32
 
+# The kinds of value: random letters and digits, or a TSIG key (base64 of random bytes).
+RANDOM_TEXT = "random-text"
+TSIG_KEY = "tsig-key"
+
 # Every secret the playbooks consume (inventories/<inv>/group_vars/all/main.yml maps
 # nmpi_x: "{{ vault_nmpi_x }}"), and what it is.
 SECRETS: dict[str, str] = {
-    "vault_nmpi_db_superuser_password": "password",
-    "vault_nmpi_db_replication_password": "password",
-    "vault_nmpi_db_rewind_password": "password",
-    "vault_nmpi_db_app_password": "password",
-    "vault_nmpi_db_monitor_password": "password",
-    "vault_nmpi_tsig_deploy_secret": "tsig",
-    "vault_nmpi_tsig_failover_secret": "tsig",
-    "vault_nmpi_monitoring_web_password": "password",
-    "vault_nmpi_pgbackrest_cipher_pass": "password",
+    "vault_nmpi_db_superuser_password": RANDOM_TEXT,
+    "vault_nmpi_db_replication_password": RANDOM_TEXT,
+    "vault_nmpi_db_rewind_password": RANDOM_TEXT,
+    "vault_nmpi_db_app_password": RANDOM_TEXT,
+    "vault_nmpi_db_monitor_password": RANDOM_TEXT,
+    "vault_nmpi_tsig_deploy_secret": TSIG_KEY,
+    "vault_nmpi_tsig_failover_secret": TSIG_KEY,
+    "vault_nmpi_monitoring_web_password": RANDOM_TEXT,
+    "vault_nmpi_pgbackrest_cipher_pass": RANDOM_TEXT,
 }
 
 # Secrets that --rotate refuses, and why: a new value would not re-key what the old one protects.
@@ -118,7 +122,7 @@ class RefusedError(Exception):
 
 
 def new_value(kind: str) -> str:
-    if kind == "tsig":
+    if kind == TSIG_KEY:
         return base64.b64encode(secrets.token_bytes(TSIG_BYTES)).decode("ascii")
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
 

@@ -21,12 +21,15 @@ LOGS = REPO / ".cache" / "logs"
 RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-def site_yml(clouds: Path, log_name: str, *args: str) -> tuple[int, str, float]:
-    """Run site.yml on the lab inventory: (return code, output, seconds); output in .cache/logs."""
+def site_yml(
+    clouds: Path, log_name: str, *args: str, playbook: str = "site.yml"
+) -> tuple[int, str, float]:
+    """Run site.yml (or another playbook) on the lab inventory: (return code, output,
+    seconds); output in .cache/logs."""
     LOGS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     result = subprocess.run(
-        ["ansible-playbook", "site.yml", "-i", "inventories/lab", *args],
+        ["ansible-playbook", playbook, "-i", "inventories/lab", *args],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         env=tool_env(OS_CLIENT_CONFIG_FILE=str(clouds), ANSIBLE_NOCOLOR="1"),

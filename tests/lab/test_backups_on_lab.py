@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import time
-from typing import Any
 
 import pytest
 from nmpi_lab import deployment
@@ -21,33 +20,12 @@ from tests.support import REPO, eventually, tool_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
-PGBACKREST = "sudo docker exec nmpi-pgbackrest pgbackrest --stanza=nmpi"
 TEXTFILE = "/var/lib/nmpi/node_exporter/textfile"
-
-
-def _witness(lab: deployment.Deployment) -> deployment.Host:
-    return next(h for h in lab.hosts.values() if "pgbackrest_repo" in h.groups)
-
-
-def _info(lab: deployment.Deployment) -> dict[str, Any]:
-    stanzas = json.loads(lab.ssh(_witness(lab), f"{PGBACKREST} --output=json info", timeout=300))
-    assert len(stanzas) == 1, stanzas
-    return dict(stanzas[0])
-
-
-def _leader(lab: deployment.Deployment) -> deployment.Host:
-    cluster = lab.patroni_cluster()
-    name = next(m["name"] for m in cluster["members"] if m["role"] == "leader")
-    return lab.hosts[name]
-
-
-def _sql(lab: deployment.Deployment, host: deployment.Host, sql: str) -> str:
-    return lab.ssh(host, f'sudo docker exec nmpi-patroni psql -X -At -d nmpi -c "{sql}"').strip()
 
 
 def _metrics(lab: deployment.Deployment, name: str) -> dict[str, float]:
     """The series of one metric in the witness's textfile folder: {labels: value}."""
-    text = lab.ssh(_witness(lab), f"cat {TEXTFILE}/pgbackrest_*.prom")
+    text = lab.ssh(lab.backup_repository, f"cat {TEXTFILE}/pgbackrest_*.prom")
     series = {}
     for line in text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
@@ -57,7 +35,7 @@ def _metrics(lab: deployment.Deployment, name: str) -> dict[str, float]:
 
 
 def test_the_repository_holds_an_encrypted_full_backup(lab: deployment.Deployment) -> None:
-    stanza = _info(lab)
+    stanza = lab.backup_stanza()
     assert stanza["status"]["code"] == 0, stanza["status"]
     assert [repo["cipher"] for repo in stanza["repo"]] == ["aes-256-cbc"]
     kinds = [backup["type"] for backup in stanza["backup"]]
@@ -68,18 +46,18 @@ def test_the_repository_holds_an_encrypted_full_backup(lab: deployment.Deploymen
 
 def test_wal_from_the_leader_reaches_the_witness(lab: deployment.Deployment) -> None:
     # pgBackRest's check: a WAL switch on the primary, then the segment must arrive at the witness.
-    before = _info(lab)["archive"][0]["max"]
-    lab.ssh(_witness(lab), f"{PGBACKREST} check", timeout=300)
-    after = _info(lab)["archive"][0]["max"]
+    before = lab.backup_stanza()["archive"][0]["max"]
+    lab.ssh(lab.backup_repository, f"{deployment.PGBACKREST} check", timeout=300)
+    after = lab.backup_stanza()["archive"][0]["max"]
     assert after > before, (before, after)
 
 
 def test_a_differential_backup_is_taken_from_the_standby(lab: deployment.Deployment) -> None:
-    witness = _witness(lab)
-    before = len(_info(lab)["backup"])
+    witness = lab.backup_repository
+    before = len(lab.backup_stanza()["backup"])
     since = lab.ssh(witness, "date -u '+%Y-%m-%d %H:%M:%S'").strip()
     lab.ssh(witness, "sudo systemctl start nmpi-pgbackrest-backup@diff.service", timeout=900)
-    backups = _info(lab)["backup"]
+    backups = lab.backup_stanza()["backup"]
     assert len(backups) == before + 1, backups
     assert backups[-1]["type"] == "diff", backups[-1]
     journal = lab.ssh(
@@ -94,8 +72,8 @@ def test_a_differential_backup_is_taken_from_the_standby(lab: deployment.Deploym
 
 
 def test_the_restore_drill_brings_back_every_job(lab: deployment.Deployment) -> None:
-    witness = _witness(lab)
-    live_jobs = int(_sql(lab, _leader(lab), "SELECT count(*) FROM jobs"))
+    witness = lab.backup_repository
+    live_jobs = int(lab.database_sql(lab.patroni_leader(), "SELECT count(*) FROM jobs"))
     lab.ssh(witness, "sudo systemctl start nmpi-pgbackrest-drill.service", timeout=1800)
     assert _metrics(lab, "nmpi_restore_drill_success") == {"": 1.0}
     rows = _metrics(lab, "nmpi_restore_drill_rows")

@@ -9,15 +9,16 @@ platform takes writes again through its public name, and both sites are in sync.
 
 from __future__ import annotations
 
-import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from nmpi_lab import deployment
 
-from tests.support import REPO, eventually, tool_env
+from tests.lab.conftest import site_yml
+from tests.support import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
@@ -81,18 +82,14 @@ def _in_sync(lab: deployment.Deployment) -> dict[str, Any] | None:
     return {"leader": leader[0]["name"], "sync": sync[0]["name"]} if leader and sync else None
 
 
-def _psql(lab: deployment.Deployment, host: str, sql: str) -> str:
-    command = f'sudo docker exec nmpi-patroni psql -X -At -v ON_ERROR_STOP=1 -d nmpi -c "{sql}"'
-    return lab.ssh(lab.hosts[host], command).strip()
-
-
 def _archive(lab: deployment.Deployment) -> None:
     """pgBackRest's check at the witness: a WAL switch on the leader, archived before it returns."""
-    witness = next(h for h in lab.hosts.values() if "pgbackrest_repo" in h.groups)
-    lab.ssh(witness, "sudo docker exec nmpi-pgbackrest pgbackrest --stanza=nmpi check", timeout=300)
+    lab.ssh(lab.backup_repository, f"{deployment.PGBACKREST} check", timeout=300)
 
 
-def test_a_point_in_time_restore_after_a_failover_to_jusuf(lab: deployment.Deployment) -> None:
+def test_a_point_in_time_restore_after_a_failover_to_jusuf(
+    lab: deployment.Deployment, openstack_lab: Path
+) -> None:
     # The leader moves to jusuf: what it writes from now on is archived from there.
     if _leader(lab) != "jusuf-db-1":
         lab.ssh(
@@ -105,40 +102,25 @@ def test_a_point_in_time_restore_after_a_failover_to_jusuf(lab: deployment.Deplo
 
     before = [_accepted(lab, f"before {i}") for i in range(5)]
     time.sleep(1.5)
-    target = _psql(
-        lab, "jusuf-db-1", "SELECT to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD HH24:MI:SS')"
-    )
+    utc_now = "SELECT to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD HH24:MI:SS')"
+    target = lab.database_sql(lab.hosts["jusuf-db-1"], utc_now)
     time.sleep(1.5)
     after = [_accepted(lab, f"after {i}") for i in range(5)]
     # The operator's mistake, replicated to both sites at once.
-    _psql(lab, "jusuf-db-1", "TRUNCATE jobs CASCADE")
+    lab.database_sql(lab.hosts["jusuf-db-1"], "TRUNCATE jobs CASCADE")
     assert _job_status(lab, before[0]) == 404
     _archive(lab)  # the WAL past the target is in the archive: the restore knows where to stop
 
-    started = time.monotonic()
-    result = subprocess.run(
-        [
-            "ansible-playbook",
-            "playbooks/db-restore.yml",
-            "-i",
-            "inventories/lab",
-            "-e",
-            f"restore_target='{target}'",
-            "-e",
-            "restore_confirm=lab",
-        ],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        env=tool_env(ANSIBLE_NOCOLOR="1"),
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
+    code, output, seconds = site_yml(
+        openstack_lab,
+        "db-restore-lab.log",
+        "-e",
+        f"restore_target='{target}'",
+        "-e",
+        "restore_confirm=lab",
+        playbook="playbooks/db-restore.yml",
     )
-    seconds = time.monotonic() - started
-    (REPO / ".cache" / "logs").mkdir(parents=True, exist_ok=True)
-    (REPO / ".cache" / "logs" / "db-restore-lab.log").write_text(result.stdout + result.stderr)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert code == 0, output[-4000:]
     print(f"db-restore.yml to {target} UTC: {seconds:.0f} s")
 
     # Both sites in sync, the preferred site leading, the platform writable again.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.new_vault_secrets import SECRETS
+from scripts.new_vault_secrets import SECRETS, TSIG_KEY
 from tests.support import REPO, read_images_env, tool_env
 
 
@@ -142,7 +143,7 @@ def encrypt_vault(inventory: Path, password: Path, values: dict[str, str]) -> No
 def assert_strong(values: dict[str, str]) -> None:
     for name, kind in SECRETS.items():
         value = values[name]
-        if kind == "tsig":
+        if kind == TSIG_KEY:
             assert len(base64.b64decode(value, validate=True)) == 32, name
         else:
             assert len(value) == 32, name
@@ -211,7 +212,7 @@ def test_new_vault_secrets_adds_only_the_missing_and_keeps_other_variables(
 ) -> None:
     inventory, password = vault_inventory
     mine = {
-        "vault_nmpi_db_superuser_password": "an operator's own superuser password",
+        "vault_nmpi_db_superuser_password": "operator-chosen-" + secrets.token_hex(8),
         "vault_pki_note": "another variable, added with ansible-vault edit",
     }
     encrypt_vault(inventory, password, mine)

@@ -29,7 +29,6 @@ from typing import Any
 from nmpi_lab import deployment
 from nmpi_lab.bench_job_manager import COLLAB, seed
 
-PGBACKREST = "sudo docker exec nmpi-pgbackrest pgbackrest --stanza=nmpi"
 BACKUP_UNIT = "nmpi-pgbackrest-backup@full.service"
 DRILL_UNIT = "nmpi-pgbackrest-drill.service"
 # pgbackrest_repo_dir (roles/pgbackrest defaults) and its repo folder, on the witness.
@@ -84,28 +83,6 @@ class DrillRun:
     rows: dict[str, int] = field(default_factory=dict)
 
 
-def repository_host(lab: deployment.Deployment) -> deployment.Host:
-    return next(h for h in lab.hosts.values() if "pgbackrest_repo" in h.groups)
-
-
-def leader(lab: deployment.Deployment) -> deployment.Host:
-    cluster = lab.patroni_cluster()
-    name = next(m["name"] for m in cluster["members"] if m["role"] == "leader")
-    return lab.hosts[str(name)]
-
-
-def sql(lab: deployment.Deployment, host: deployment.Host, query: str) -> str:
-    command = f'sudo docker exec nmpi-patroni psql -X -At -d {DATABASE} -c "{query}"'
-    return lab.ssh(host, command).strip()
-
-
-def stanza(lab: deployment.Deployment, witness: deployment.Host) -> dict[str, Any]:
-    stanzas = json.loads(lab.ssh(witness, f"{PGBACKREST} --output=json info", timeout=300))
-    if not isinstance(stanzas, list) or len(stanzas) != 1:
-        raise RuntimeError(f"pgbackrest info: expected one stanza, got {stanzas!r}")
-    return dict(stanzas[0])
-
-
 def utc_now(lab: deployment.Deployment, witness: deployment.Host) -> str:
     """The witness's clock, as journalctl --since reads it."""
     return lab.ssh(witness, "date -u '+%Y-%m-%d %H:%M:%S UTC'").strip()
@@ -141,7 +118,7 @@ def start(lab: deployment.Deployment, witness: deployment.Host, unit: str, timeo
 
 
 def full_backup(lab: deployment.Deployment, witness: deployment.Host) -> BackupRun:
-    before = {str(b["label"]) for b in stanza(lab, witness).get("backup", [])}
+    before = {str(b["label"]) for b in lab.backup_stanza().get("backup", [])}
     since = utc_now(lab, witness)
     started = time.monotonic()
     error = start(lab, witness, BACKUP_UNIT, BACKUP_TIMEOUT_S)
@@ -150,7 +127,7 @@ def full_backup(lab: deployment.Deployment, witness: deployment.Host) -> BackupR
         return BackupRun(wall, error=error)
     new = [
         b
-        for b in stanza(lab, witness).get("backup", [])
+        for b in lab.backup_stanza().get("backup", [])
         if b.get("type") == "full" and str(b["label"]) not in before
     ]
     if not new:
@@ -217,16 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     if not 1_000 <= args.jobs <= 1_000_000:
         parser.error(f"--jobs must be 1000-1000000 (got {args.jobs})")
     lab = deployment.load()
-    witness = repository_host(lab)
+    witness = lab.backup_repository
     seed(lab, args.jobs)
-    primary = leader(lab)
-    seeded = int(sql(lab, primary, f"SELECT count(*) FROM jobs WHERE collab = '{COLLAB}'"))
-    database = int(sql(lab, primary, f"SELECT pg_database_size('{DATABASE}')"))
+    primary = lab.patroni_leader()
+    seeded = int(lab.database_sql(primary, f"SELECT count(*) FROM jobs WHERE collab = '{COLLAB}'"))
+    database = int(lab.database_sql(primary, f"SELECT pg_database_size('{DATABASE}')"))
     backup = full_backup(lab, witness)
     live: int | None = None
     drill: DrillRun | None = None
     if not backup.error:
-        live = int(sql(lab, leader(lab), "SELECT count(*) FROM jobs"))
+        live = int(lab.database_sql(lab.patroni_leader(), "SELECT count(*) FROM jobs"))
         drill = restore_drill(lab, witness)
     repository = repository_bytes(lab, witness)
 

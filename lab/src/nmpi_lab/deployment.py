@@ -35,6 +35,8 @@ INVENTORY = REPO / "inventories" / "lab"
 GENERATED = INVENTORY / "generated"
 DEMO_USER = "demo"
 DEMO_COLLAB = "demo-collab"
+# pgBackRest at the repository host, in its server's container.
+PGBACKREST = "sudo docker exec nmpi-pgbackrest pgbackrest --stanza=nmpi"
 # A platform administrator (the job queue's admin collab), who decides on resource requests.
 ADMIN_USER = "lab-admin"
 ADMIN_COLLAB = "neuromorphic-platform-admin"
@@ -163,6 +165,30 @@ class Deployment:
         """Status of /readyz through the site's web floating IP (checked by address SAN)."""
         status, _ = self.get_json(f"https://{self.host(site, 'web').public_ip}/readyz")
         return int(status)
+
+    def patroni_leader(self) -> Host:
+        """The host of Patroni's current leader."""
+        members = self.patroni_cluster()["members"]
+        return self.hosts[str(next(m["name"] for m in members if m["role"] == "leader"))]
+
+    def database_sql(self, host: Host, query: str, database: str = "nmpi") -> str:
+        """One query's result (psql -At) on a member, as the container's postgres user."""
+        psql = f"sudo docker exec nmpi-patroni psql -X -At -v ON_ERROR_STOP=1 -d {database}"
+        return self.ssh(host, f'{psql} -c "{query}"').strip()
+
+    # --- pgBackRest's repository (group pgbackrest_repo, the witness) -------------------
+
+    @property
+    def backup_repository(self) -> Host:
+        return next(h for h in self.hosts.values() if "pgbackrest_repo" in h.groups)
+
+    def backup_stanza(self) -> dict[str, Any]:
+        """`pgbackrest info` of the stanza at the repository host."""
+        out = self.ssh(self.backup_repository, f"{PGBACKREST} --output=json info", timeout=300)
+        stanzas = json.loads(out)
+        if not isinstance(stanzas, list) or len(stanzas) != 1:
+            raise RuntimeError(f"pgbackrest info: expected one stanza, got {stanzas!r}")
+        return dict(stanzas[0])
 
     def patroni_cluster(self, timeout: float = 10) -> dict[str, Any]:
         """Patroni's /cluster, from the first database member that answers."""

@@ -230,7 +230,6 @@ def backup(kind: str) -> int:
     """A backup from the standby when one answers, else from the primary; then the metrics."""
     started = time.time()
     metrics = Metrics()
-    source = ""
     ok = False
     try:
         source = without_standby_fallback(
